@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {IDiagnosisMarket} from "./interfaces/IDiagnosisMarket.sol";
+import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
+import {Purposes} from "./libraries/Purposes.sol";
+import {FailureReasons} from "./libraries/FailureReasons.sol";
+
+/// @title Diagnosis market
+/// @notice Escrow and settlement of diagnosis requests between requesters, model providers, data
+/// owners and compute nodes. Holds AID only while requests are pending, and never holds ETH.
+contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    uint64 public constant MIN_REQUEST_TIMEOUT = 1 minutes;
+    uint64 public constant MAX_REQUEST_TIMEOUT = 30 days;
+
+    IERC20 public immutable token;
+    IConsentRegistry public immutable consents;
+    IModelRegistry public immutable models;
+    INodeRegistry public immutable nodes;
+
+    /// @inheritdoc IDiagnosisMarket
+    uint64 public requestTimeout;
+
+    uint256 private _requestCount;
+    mapping(uint256 requestId => RequestState) private _requests;
+
+    /// @dev A payment being summed over consecutive fulfilments to the same payee.
+    struct Payout {
+        address to;
+        uint256 amount;
+    }
+
+    /// @param admin receives DEFAULT_ADMIN_ROLE (sets the request timeout)
+    /// @param initialRequestTimeout seconds a node has to fulfil a request
+    constructor(
+        address admin,
+        IERC20 aidToken,
+        IConsentRegistry consentRegistry,
+        IModelRegistry modelRegistry,
+        INodeRegistry nodeRegistry,
+        uint64 initialRequestTimeout
+    ) {
+        _checkTimeout(initialRequestTimeout);
+        token = aidToken;
+        consents = consentRegistry;
+        models = modelRegistry;
+        nodes = nodeRegistry;
+        requestTimeout = initialRequestTimeout;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    // ------------------------------------------------------------------ requester
+
+    /// @inheritdoc IDiagnosisMarket
+    function requestDiagnosis(uint256 recordId, uint256 modelId, address node, bytes32 resultKey)
+        external
+        nonReentrant
+        returns (uint256 requestId)
+    {
+        return _request(recordId, modelId, node, resultKey);
+    }
+
+    /// @inheritdoc IDiagnosisMarket
+    function requestDiagnosisWithPermit(
+        uint256 recordId,
+        uint256 modelId,
+        address node,
+        bytes32 resultKey,
+        uint256 permitValue,
+        uint256 permitDeadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external nonReentrant returns (uint256 requestId) {
+        // A permit can be front-run by anyone who copies it from the mempool; that spends the
+        // nonce but sets the same allowance, so a failed permit is ignored and the transfer
+        // below decides (as OpenZeppelin recommends for permit consumers).
+        try IERC20Permit(address(token)).permit(msg.sender, address(this), permitValue, permitDeadline, v, r, s) {}
+            catch {}
+        return _request(recordId, modelId, node, resultKey);
+    }
+
+    /// @inheritdoc IDiagnosisMarket
+    function cancel(uint256 requestId, Request calldata request) external nonReentrant {
+        RequestState storage state = _pendingRequest(requestId, request);
+        if (msg.sender != request.requester) revert NotRequester(requestId, msg.sender);
+        bool timedOut = block.timestamp > request.deadline;
+        if (!timedOut && consents.hasConsent(request.recordId, request.requester, Purposes.DIAGNOSIS)) {
+            revert NotCancellable(requestId, request.deadline);
+        }
+        state.status = Status.Cancelled;
+        emit DiagnosisCancelled(requestId, request.requester, timedOut);
+        token.safeTransfer(request.requester, _total(request));
+        if (timedOut) nodes.recordOutcomes(request.node, 0, 0, 1);
+    }
+
+    /// @inheritdoc IDiagnosisMarket
+    function rateModel(uint256 requestId, Request calldata request, uint8 score) external {
+        RequestState storage state = _requests[requestId];
+        if (state.status != Status.Fulfilled) revert RequestNotFulfilled(requestId, state.status);
+        if (state.digest != _digest(request)) revert RequestMismatch(requestId);
+        if (msg.sender != request.requester) revert NotRequester(requestId, msg.sender);
+        if (state.rated) revert AlreadyRated(requestId);
+        state.rated = true;
+        models.recordRating(request.modelId, msg.sender, score);
+    }
+
+    // ------------------------------------------------------------------ node
+
+    /// @inheritdoc IDiagnosisMarket
+    function fulfil(uint256 requestId, Request calldata request, bytes32 resultCommitment, string calldata resultCid)
+        external
+        nonReentrant
+    {
+        RequestState storage state = _pendingRequest(requestId, request);
+        if (msg.sender != request.node) revert NotAssignedNode(requestId, msg.sender);
+        if (block.timestamp > request.deadline) revert DeadlinePassed(requestId, request.deadline);
+        _checkResult(requestId, resultCommitment, resultCid);
+        if (!consents.hasConsent(request.recordId, request.requester, Purposes.DIAGNOSIS)) {
+            revert ConsentRevokedForRequest(requestId, request.recordId);
+        }
+
+        state.status = Status.Fulfilled;
+        emit DiagnosisFulfilled(requestId, request.node, resultCommitment, resultCid);
+
+        consents.logAccess(request.recordId, request.requester, Purposes.DIAGNOSIS, request.node, requestId);
+        _pay(request.provider, request.modelFee);
+        _pay(request.dataOwner, request.royalty);
+        _pay(request.node, request.nodeFee);
+        nodes.recordOutcomes(request.node, 1, 0, 0);
+    }
+
+    /// @inheritdoc IDiagnosisMarket
+    function fulfilBatch(Fulfilment[] calldata fulfilments) external nonReentrant {
+        if (fulfilments.length == 0) revert EmptyBatch();
+        Payout memory toProvider;
+        Payout memory toOwner;
+        uint256 nodeFees;
+        uint64 fulfilled;
+
+        for (uint256 i = 0; i < fulfilments.length; ++i) {
+            Fulfilment calldata item = fulfilments[i];
+            Request calldata request = item.request;
+            RequestState storage state = _requests[item.requestId];
+            // A request cancelled, failed or fulfilled since the node built this batch is skipped,
+            // so that one lost race does not revert the other fulfilments.
+            if (state.status != Status.Pending) {
+                emit FulfilmentSkipped(item.requestId, state.status);
+                continue;
+            }
+            if (state.digest != _digest(request)) revert RequestMismatch(item.requestId);
+            if (msg.sender != request.node) revert NotAssignedNode(item.requestId, msg.sender);
+            if (block.timestamp > request.deadline) {
+                emit FulfilmentSkipped(item.requestId, Status.Pending);
+                continue;
+            }
+            _checkResult(item.requestId, item.resultCommitment, item.resultCid);
+
+            if (consents.hasConsent(request.recordId, request.requester, Purposes.DIAGNOSIS)) {
+                state.status = Status.Fulfilled;
+                emit DiagnosisFulfilled(item.requestId, msg.sender, item.resultCommitment, item.resultCid);
+                consents.logAccess(request.recordId, request.requester, Purposes.DIAGNOSIS, msg.sender, item.requestId);
+                _accumulate(toProvider, request.provider, request.modelFee);
+                _accumulate(toOwner, request.dataOwner, request.royalty);
+                nodeFees += request.nodeFee;
+                // unchecked: at most fulfilments.length increments, far below 2**64.
+                unchecked {
+                    ++fulfilled;
+                }
+            } else {
+                state.status = Status.Failed;
+                emit DiagnosisFailed(item.requestId, msg.sender, FailureReasons.CONSENT_REVOKED);
+                token.safeTransfer(request.requester, _total(request));
+            }
+        }
+
+        _pay(toProvider.to, toProvider.amount);
+        _pay(toOwner.to, toOwner.amount);
+        _pay(msg.sender, nodeFees);
+        if (fulfilled != 0) nodes.recordOutcomes(msg.sender, fulfilled, 0, 0);
+    }
+
+    /// @inheritdoc IDiagnosisMarket
+    function reportFailure(uint256 requestId, Request calldata request, uint8 reason) external nonReentrant {
+        RequestState storage state = _pendingRequest(requestId, request);
+        if (msg.sender != request.node) revert NotAssignedNode(requestId, msg.sender);
+        if (reason == 0) revert InvalidReason(reason);
+        // A failure blamed on consent counts against the node unless the consent really is gone.
+        bool nodesFault = !FailureReasons.isDataOwnerSide(reason)
+            || consents.hasConsent(request.recordId, request.requester, Purposes.DIAGNOSIS);
+
+        state.status = Status.Failed;
+        emit DiagnosisFailed(requestId, request.node, reason);
+        token.safeTransfer(request.requester, _total(request));
+        if (nodesFault) nodes.recordOutcomes(request.node, 0, 1, 0);
+    }
+
+    // ------------------------------------------------------------------ governance and views
+
+    /// @inheritdoc IDiagnosisMarket
+    function setRequestTimeout(uint64 newRequestTimeout) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _checkTimeout(newRequestTimeout);
+        requestTimeout = newRequestTimeout;
+        emit RequestTimeoutUpdated(newRequestTimeout);
+    }
+
+    /// @inheritdoc IDiagnosisMarket
+    function getRequestState(uint256 requestId) external view returns (RequestState memory) {
+        return _requests[requestId];
+    }
+
+    /// @inheritdoc IDiagnosisMarket
+    function requestDigest(Request calldata request) external pure returns (bytes30) {
+        return _digest(request);
+    }
+
+    /// @inheritdoc IDiagnosisMarket
+    function requestCount() external view returns (uint256) {
+        return _requestCount;
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _request(uint256 recordId, uint256 modelId, address node, bytes32 resultKey)
+        private
+        returns (uint256 requestId)
+    {
+        if (resultKey == bytes32(0)) revert ZeroResultKey();
+        (address dataOwner, uint80 royalty, uint8 dataType) =
+            consents.checkAccess(recordId, msg.sender, Purposes.DIAGNOSIS);
+        (address provider, uint80 price, uint8 inputType) = models.requireActive(modelId);
+        if (inputType != dataType) revert InputTypeMismatch(modelId, inputType, dataType);
+        (uint80 nodeFee, uint16 inputTypes) = nodes.requireActive(node);
+        if (inputTypes & (uint16(1) << dataType) == 0) revert NodeUnsupportedInput(node, dataType);
+
+        Request memory request = Request({
+            requester: msg.sender,
+            node: node,
+            provider: provider,
+            dataOwner: dataOwner,
+            recordId: recordId,
+            modelId: modelId,
+            modelFee: price,
+            royalty: royalty,
+            nodeFee: nodeFee,
+            deadline: uint64(block.timestamp) + requestTimeout
+        });
+        requestId = ++_requestCount;
+        _requests[requestId] = RequestState({digest: _digest(request), status: Status.Pending, rated: false});
+        emit DiagnosisRequested(requestId, msg.sender, node, request, resultKey);
+        token.safeTransferFrom(msg.sender, address(this), _total(request));
+    }
+
+    function _pendingRequest(uint256 requestId, Request calldata request)
+        private
+        view
+        returns (RequestState storage state)
+    {
+        state = _requests[requestId];
+        if (state.status == Status.None) revert UnknownRequest(requestId);
+        if (state.status != Status.Pending) revert RequestNotPending(requestId, state.status);
+        if (state.digest != _digest(request)) revert RequestMismatch(requestId);
+    }
+
+    function _checkResult(uint256 requestId, bytes32 resultCommitment, string calldata resultCid) private pure {
+        if (resultCommitment == bytes32(0)) revert ZeroResultCommitment(requestId);
+        if (bytes(resultCid).length == 0) revert EmptyResultCid(requestId);
+    }
+
+    function _accumulate(Payout memory payout, address to, uint256 amount) private {
+        if (payout.to != to) {
+            _pay(payout.to, payout.amount);
+            payout.to = to;
+            payout.amount = 0;
+        }
+        payout.amount += amount;
+    }
+
+    function _pay(address to, uint256 amount) private {
+        if (amount != 0) token.safeTransfer(to, amount);
+    }
+
+    function _checkTimeout(uint64 timeout) private pure {
+        if (timeout < MIN_REQUEST_TIMEOUT || timeout > MAX_REQUEST_TIMEOUT) revert InvalidTimeout(timeout);
+    }
+
+    function _total(Request memory request) private pure returns (uint256) {
+        return uint256(request.modelFee) + request.royalty + request.nodeFee;
+    }
+
+    function _digest(Request memory request) private pure returns (bytes30) {
+        return bytes30(keccak256(abi.encode(request)));
+    }
+}

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title Consent registry interface
+/// @notice Patients register encrypted health records and decide who may use each one, for what
+/// purpose and until when. Nothing here is plaintext: a record is the IPFS CID of its ciphertext,
+/// the hash of that ciphertext, a data type and the CID of its key envelope.
+interface IConsentRegistry {
+    /// @notice A record as stored on-chain.
+    /// @param owner the patient who registered it and alone may grant access to it
+    /// @param royalty AID (wei units) paid to the owner each time the record is used for a diagnosis
+    /// @param dataType what the record holds (1 lab panel, 2 ECG, 3 image; >3 reserved)
+    /// @param retired true once the owner retired it: no grant is valid any more
+    /// @param ciphertextHash sha256 of the ciphertext (never of the plaintext)
+    /// @param ciphertextCid IPFS CID of the ciphertext
+    /// @param keyEnvelopeCid IPFS CID of the data key wrapped to the chosen nodes' keys
+    struct Record {
+        address owner;
+        uint80 royalty;
+        uint8 dataType;
+        bool retired;
+        bytes32 ciphertextHash;
+        string ciphertextCid;
+        string keyEnvelopeCid;
+    }
+
+    /// @notice A grant of access to one record for one grantee: a purpose bitmask and an expiry.
+    struct Grant {
+        uint8 purposes;
+        uint64 expiry;
+    }
+
+    /// @notice One entry of a batch grant.
+    struct GrantRequest {
+        uint256 recordId;
+        address grantee;
+        uint8 purposes;
+        uint64 expiry;
+    }
+
+    event RecordRegistered(
+        uint256 indexed recordId,
+        address indexed owner,
+        uint8 dataType,
+        string ciphertextCid,
+        bytes32 ciphertextHash,
+        string keyEnvelopeCid,
+        uint80 royalty
+    );
+    event KeyEnvelopeUpdated(uint256 indexed recordId, string keyEnvelopeCid);
+    event RoyaltyUpdated(uint256 indexed recordId, uint80 royalty);
+    event RecordRetired(uint256 indexed recordId);
+    event ConsentGranted(uint256 indexed recordId, address indexed grantee, uint8 purposes, uint64 expiry);
+    event ConsentRevoked(uint256 indexed recordId, address indexed grantee, uint8 purposes);
+    /// @notice The access log: written only by the market when a node actually uses a record.
+    event RecordAccessed(
+        uint256 indexed recordId, address indexed grantee, address indexed node, uint8 purpose, uint256 requestId
+    );
+
+    error UnknownRecord(uint256 recordId);
+    error NotRecordOwner(uint256 recordId, address caller);
+    error RecordIsRetired(uint256 recordId);
+    error EmptyCid();
+    error ZeroCiphertextHash();
+    error InvalidDataType(uint8 dataType);
+    error InvalidPurposes(uint8 purposes);
+    error InvalidGrantee(address grantee);
+    error ConsentExpiryInPast(uint64 expiry);
+    error NoConsentToRevoke(uint256 recordId, address grantee);
+    error ConsentMissing(uint256 recordId, address grantee, uint8 purpose);
+    error ConsentExpired(uint256 recordId, address grantee, uint64 expiry);
+    error SignatureExpired(uint256 deadline);
+    error InvalidConsentSignature(uint256 recordId, address signer);
+
+    /// @notice Registers an encrypted record owned by the caller.
+    /// @param ciphertextCid IPFS CID of the ciphertext
+    /// @param ciphertextHash sha256 of the ciphertext bytes
+    /// @param dataType 1 lab panel, 2 ECG, 3 image
+    /// @param keyEnvelopeCid IPFS CID of the key envelope
+    /// @param royalty AID per diagnosis paid to the caller
+    /// @return recordId the new record's id, counted from 1
+    function registerRecord(
+        string calldata ciphertextCid,
+        bytes32 ciphertextHash,
+        uint8 dataType,
+        string calldata keyEnvelopeCid,
+        uint80 royalty
+    ) external returns (uint256 recordId);
+
+    /// @notice Points a record at a new key envelope, e.g. after wrapping its key to another node.
+    function updateKeyEnvelope(uint256 recordId, string calldata keyEnvelopeCid) external;
+
+    /// @notice Sets the royalty the owner earns per diagnosis on this record.
+    function setRoyalty(uint256 recordId, uint80 royalty) external;
+
+    /// @notice Retires a record for good: every grant on it stops counting.
+    function retireRecord(uint256 recordId) external;
+
+    /// @notice Grants `grantee` the purposes in `purposes` on `recordId` until `expiry`.
+    /// @dev Replaces any earlier grant to the same grantee. Only the record's owner.
+    function grantConsent(uint256 recordId, address grantee, uint8 purposes, uint64 expiry) external;
+
+    /// @notice Grants several consents in one transaction; the caller must own every record.
+    function grantConsentBatch(GrantRequest[] calldata grants) external;
+
+    /// @notice Grants consent with the owner's EIP-712 signature, so a patient needs no ETH.
+    /// @param deadline the signature is void after this timestamp
+    /// @param signature the owner's signature over ConsentGrant (EOA or ERC-1271 wallet)
+    function grantConsentBySig(
+        uint256 recordId,
+        address grantee,
+        uint8 purposes,
+        uint64 expiry,
+        uint256 deadline,
+        bytes calldata signature
+    ) external;
+
+    /// @notice Revokes the purposes in `purposes` from `grantee` on `recordId`.
+    function revokeConsent(uint256 recordId, address grantee, uint8 purposes) external;
+
+    /// @notice Revokes consent with the owner's EIP-712 signature over ConsentRevocation.
+    function revokeConsentBySig(
+        uint256 recordId,
+        address grantee,
+        uint8 purposes,
+        uint256 deadline,
+        bytes calldata signature
+    ) external;
+
+    /// @notice Logs that `node` used `recordId` for `grantee`'s request `requestId`. Only
+    /// ACCESS_LOGGER_ROLE (the market); reverts with ConsentMissing unless the consent still holds.
+    function logAccess(uint256 recordId, address grantee, uint8 purpose, address node, uint256 requestId) external;
+
+    /// @notice Whether `grantee` may use `recordId` for every purpose in `purpose` now.
+    function hasConsent(uint256 recordId, address grantee, uint8 purpose) external view returns (bool);
+
+    /// @notice Reverts unless `grantee` may use `recordId` for `purpose`; returns what a request needs.
+    function checkAccess(uint256 recordId, address grantee, uint8 purpose)
+        external
+        view
+        returns (address owner, uint80 royalty, uint8 dataType);
+
+    /// @notice The record `recordId`.
+    function getRecord(uint256 recordId) external view returns (Record memory);
+
+    /// @notice The grant `grantee` holds on `recordId` (zero if none).
+    function consentOf(uint256 recordId, address grantee) external view returns (Grant memory);
+
+    /// @notice How many records have been registered.
+    function recordCount() external view returns (uint256);
+}

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title Diagnosis market interface
+/// @notice A requester (a doctor) asks an assigned compute node to run a model on a consented
+/// record and escrows model price + data-owner royalty + node fee in AID. The node fulfils with a
+/// salted result commitment and the CID of the result encrypted to the requester, and the escrow
+/// pays the provider, the data owner and the node. Failures, timeouts and revoked consent refund.
+///
+/// Storage holds one slot per request: a digest of its terms and its status. The full terms are in
+/// the DiagnosisRequested event, and callers pass them back (as with Chainlink's Operator), which
+/// keeps a request near 100k gas and a batched fulfilment far below a Chainlink fulfilment.
+interface IDiagnosisMarket {
+    /// @notice Lifecycle of a request. Every request ends exactly once: Fulfilled, Failed or Cancelled.
+    enum Status {
+        None,
+        Pending,
+        Fulfilled,
+        Failed,
+        Cancelled
+    }
+
+    /// @notice The terms of a request, fixed when it is made. Fees are AID in wei units.
+    struct Request {
+        address requester;
+        address node;
+        address provider;
+        address dataOwner;
+        uint256 recordId;
+        uint256 modelId;
+        uint80 modelFee;
+        uint80 royalty;
+        uint80 nodeFee;
+        uint64 deadline;
+    }
+
+    /// @notice What a node posts for one request in fulfilBatch.
+    struct Fulfilment {
+        uint256 requestId;
+        Request request;
+        bytes32 resultCommitment;
+        string resultCid;
+    }
+
+    /// @notice What the market stores per request.
+    struct RequestState {
+        bytes30 digest;
+        Status status;
+        bool rated;
+    }
+
+    event DiagnosisRequested(
+        uint256 indexed requestId,
+        address indexed requester,
+        address indexed node,
+        Request request,
+        bytes32 resultKey
+    );
+    event DiagnosisFulfilled(
+        uint256 indexed requestId, address indexed node, bytes32 resultCommitment, string resultCid
+    );
+    event DiagnosisFailed(uint256 indexed requestId, address indexed node, uint8 reason);
+    event DiagnosisCancelled(uint256 indexed requestId, address indexed requester, bool timedOut);
+    event FulfilmentSkipped(uint256 indexed requestId, Status status);
+    event RequestTimeoutUpdated(uint64 requestTimeout);
+
+    error UnknownRequest(uint256 requestId);
+    error RequestNotPending(uint256 requestId, Status status);
+    error RequestMismatch(uint256 requestId);
+    error NotAssignedNode(uint256 requestId, address caller);
+    error NotRequester(uint256 requestId, address caller);
+    error DeadlinePassed(uint256 requestId, uint64 deadline);
+    error NotCancellable(uint256 requestId, uint64 deadline);
+    error ConsentRevokedForRequest(uint256 requestId, uint256 recordId);
+    error InputTypeMismatch(uint256 modelId, uint8 modelInputType, uint8 recordDataType);
+    error NodeUnsupportedInput(address node, uint8 dataType);
+    error ZeroResultKey();
+    error ZeroResultCommitment(uint256 requestId);
+    error EmptyResultCid(uint256 requestId);
+    error InvalidReason(uint8 reason);
+    error EmptyBatch();
+    error MixedNodesInBatch(uint256 requestId);
+    error RequestNotFulfilled(uint256 requestId, Status status);
+    error AlreadyRated(uint256 requestId);
+    error InvalidTimeout(uint64 requestTimeout);
+
+    /// @notice Requests a diagnosis of `recordId` with `modelId` by `node`, escrowing the fees.
+    /// @dev The caller needs diagnosis consent on the record and an AID allowance for the total.
+    /// @param resultKey the caller's X25519 public key; the result is encrypted to it
+    /// @return requestId the new request's id, counted from 1
+    function requestDiagnosis(uint256 recordId, uint256 modelId, address node, bytes32 resultKey)
+        external
+        returns (uint256 requestId);
+
+    /// @notice requestDiagnosis with an ERC-2612 permit for the escrow in the same transaction.
+    /// @param permitValue the allowance the permit signs (at least the request's total)
+    function requestDiagnosisWithPermit(
+        uint256 recordId,
+        uint256 modelId,
+        address node,
+        bytes32 resultKey,
+        uint256 permitValue,
+        uint256 permitDeadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external returns (uint256 requestId);
+
+    /// @notice Fulfils one request. Only its assigned node, before the deadline, while consent holds.
+    /// @param resultCommitment keccak256 of a secret salt and the result; reveals nothing by itself
+    /// @param resultCid IPFS CID of the result encrypted to the requester
+    function fulfil(uint256 requestId, Request calldata request, bytes32 resultCommitment, string calldata resultCid)
+        external;
+
+    /// @notice Fulfils many requests of one node. Requests that are no longer pending or past their
+    /// deadline are skipped; requests whose consent was revoked are failed and refunded.
+    function fulfilBatch(Fulfilment[] calldata fulfilments) external;
+
+    /// @notice The assigned node reports that it cannot fulfil; the requester is refunded.
+    /// @param reason a failure code from FailureReasons (1..255)
+    function reportFailure(uint256 requestId, Request calldata request, uint8 reason) external;
+
+    /// @notice The requester cancels after the deadline, or at any time once consent is gone, and
+    /// is refunded. A timeout counts against the node.
+    function cancel(uint256 requestId, Request calldata request) external;
+
+    /// @notice The requester of a fulfilled request rates its model from 1 to 5, once.
+    function rateModel(uint256 requestId, Request calldata request, uint8 score) external;
+
+    /// @notice Sets the time a node has to fulfil a new request. Only DEFAULT_ADMIN_ROLE.
+    function setRequestTimeout(uint64 requestTimeout) external;
+
+    /// @notice The stored state of a request.
+    function getRequestState(uint256 requestId) external view returns (RequestState memory);
+
+    /// @notice The digest the market stores for `request`.
+    function requestDigest(Request calldata request) external pure returns (bytes30);
+
+    /// @notice Seconds a node has to fulfil a new request.
+    function requestTimeout() external view returns (uint64);
+
+    /// @notice How many requests have been made.
+    function requestCount() external view returns (uint256);
+}
