@@ -32,6 +32,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
 
     uint256 private _requestCount;
     mapping(uint256 requestId => RequestState) private _requests;
+    mapping(address node => NodeAccount) private _nodeAccounts;
 
     /// @dev A payment being summed over consecutive fulfilments to the same payee.
     struct Payout {
@@ -100,7 +101,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         state.status = Status.Cancelled;
         emit DiagnosisCancelled(requestId, request.requester, timedOut);
         token.safeTransfer(request.requester, _total(request));
-        if (timedOut) nodes.recordOutcomes(request.node, 0, 0, 1);
+        if (timedOut) nodes.recordTimedOut(request.node);
     }
 
     /// @inheritdoc IDiagnosisMarket
@@ -125,18 +126,18 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         if (msg.sender != request.node) revert NotAssignedNode(requestId, msg.sender);
         if (block.timestamp > request.deadline) revert DeadlinePassed(requestId, request.deadline);
         _checkResult(requestId, resultCommitment, resultCid);
-        if (!consents.hasConsent(request.recordId, request.requester, Purposes.DIAGNOSIS)) {
-            revert ConsentRevokedForRequest(requestId, request.recordId);
-        }
 
         state.status = Status.Fulfilled;
-        emit DiagnosisFulfilled(requestId, request.node, resultCommitment, resultCid);
+        NodeAccount storage account = _nodeAccounts[request.node];
+        account.earnings += request.nodeFee;
+        account.unreportedFulfilments += 1;
+        emit DiagnosisFulfilled(requestId, resultCommitment, resultCid);
 
+        // Reverts with ConsentMissing if the patient revoked consent since the request; the
+        // requester can then cancel for a refund at once.
         consents.logAccess(request.recordId, request.requester, Purposes.DIAGNOSIS, request.node, requestId);
         _pay(request.provider, request.modelFee);
         _pay(request.dataOwner, request.royalty);
-        _pay(request.node, request.nodeFee);
-        nodes.recordOutcomes(request.node, 1, 0, 0);
     }
 
     /// @inheritdoc IDiagnosisMarket
@@ -167,7 +168,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
 
             if (consents.hasConsent(request.recordId, request.requester, Purposes.DIAGNOSIS)) {
                 state.status = Status.Fulfilled;
-                emit DiagnosisFulfilled(item.requestId, msg.sender, item.resultCommitment, item.resultCid);
+                emit DiagnosisFulfilled(item.requestId, item.resultCommitment, item.resultCid);
                 consents.logAccess(request.recordId, request.requester, Purposes.DIAGNOSIS, msg.sender, item.requestId);
                 _accumulate(toProvider, request.provider, request.modelFee);
                 _accumulate(toOwner, request.dataOwner, request.royalty);
@@ -183,10 +184,14 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
             }
         }
 
+        NodeAccount storage account = _nodeAccounts[msg.sender];
+        uint64 toReport = account.unreportedFulfilments + fulfilled;
+        // The cast is lossless: nodeFees sums at most fulfilments.length uint80 fees, far below 2**192.
+        account.earnings += uint192(nodeFees);
+        account.unreportedFulfilments = 0;
         _pay(toProvider.to, toProvider.amount);
         _pay(toOwner.to, toOwner.amount);
-        _pay(msg.sender, nodeFees);
-        if (fulfilled != 0) nodes.recordOutcomes(msg.sender, fulfilled, 0, 0);
+        _report(msg.sender, toReport);
     }
 
     /// @inheritdoc IDiagnosisMarket
@@ -201,7 +206,26 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         state.status = Status.Failed;
         emit DiagnosisFailed(requestId, request.node, reason);
         token.safeTransfer(request.requester, _total(request));
-        if (nodesFault) nodes.recordOutcomes(request.node, 0, 1, 0);
+        if (nodesFault) nodes.recordFailed(request.node);
+    }
+
+    /// @inheritdoc IDiagnosisMarket
+    function withdrawNodeEarnings(address to) external nonReentrant {
+        if (to == address(0) || to == address(this)) revert InvalidRecipient(to);
+        NodeAccount memory account = _nodeAccounts[msg.sender];
+        if (account.earnings == 0) revert NothingToWithdraw(msg.sender);
+        delete _nodeAccounts[msg.sender];
+        emit NodeEarningsWithdrawn(msg.sender, to, account.earnings);
+        token.safeTransfer(to, account.earnings);
+        _report(msg.sender, account.unreportedFulfilments);
+    }
+
+    /// @inheritdoc IDiagnosisMarket
+    function syncReputation(address node) external nonReentrant {
+        NodeAccount storage account = _nodeAccounts[node];
+        uint64 unreported = account.unreportedFulfilments;
+        account.unreportedFulfilments = 0;
+        _report(node, unreported);
     }
 
     // ------------------------------------------------------------------ governance and views
@@ -221,6 +245,11 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
     /// @inheritdoc IDiagnosisMarket
     function requestDigest(Request calldata request) external pure returns (bytes30) {
         return _digest(request);
+    }
+
+    /// @inheritdoc IDiagnosisMarket
+    function nodeAccount(address node) external view returns (NodeAccount memory) {
+        return _nodeAccounts[node];
     }
 
     /// @inheritdoc IDiagnosisMarket
@@ -283,6 +312,12 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
             payout.amount = 0;
         }
         payout.amount += amount;
+    }
+
+    function _report(address node, uint64 fulfilments) private {
+        if (fulfilments == 0) return;
+        emit ReputationSynced(node, fulfilments);
+        nodes.recordFulfilled(node, fulfilments);
     }
 
     function _pay(address to, uint256 amount) private {

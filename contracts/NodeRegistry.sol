@@ -124,15 +124,18 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
     }
 
     /// @inheritdoc INodeRegistry
-    function recordOutcomes(address nodeAddress, uint64 fulfilled, uint64 failed, uint64 timedOut)
-        external
-        onlyRole(REPORTER_ROLE)
-    {
-        Reputation storage reputation = _reputations[nodeAddress];
-        reputation.fulfilled += fulfilled;
-        reputation.failed += failed;
-        reputation.timedOut += timedOut;
-        emit OutcomesRecorded(nodeAddress, fulfilled, failed, timedOut);
+    function recordFulfilled(address nodeAddress, uint64 count) external onlyRole(REPORTER_ROLE) {
+        _reputations[nodeAddress].fulfilled += count;
+    }
+
+    /// @inheritdoc INodeRegistry
+    function recordFailed(address nodeAddress) external onlyRole(REPORTER_ROLE) {
+        _reputations[nodeAddress].failed += 1;
+    }
+
+    /// @inheritdoc INodeRegistry
+    function recordTimedOut(address nodeAddress) external onlyRole(REPORTER_ROLE) {
+        _reputations[nodeAddress].timedOut += 1;
     }
 
     /// @inheritdoc INodeRegistry

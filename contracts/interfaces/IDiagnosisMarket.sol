@@ -5,7 +5,14 @@ pragma solidity ^0.8.24;
 /// @notice A requester (a doctor) asks an assigned compute node to run a model on a consented
 /// record and escrows model price + data-owner royalty + node fee in AID. The node fulfils with a
 /// salted result commitment and the CID of the result encrypted to the requester, and the escrow
-/// pays the provider, the data owner and the node. Failures, timeouts and revoked consent refund.
+/// pays the provider and the data owner at once and credits the node's fee to its earnings, which
+/// the node withdraws when it likes (as Chainlink's Operator does). Failures, timeouts and revoked
+/// consent refund the requester.
+///
+/// Outcomes count in the NodeRegistry's reputation counters. fulfilBatch, reportFailure and cancel
+/// report them at once; a single fulfil counts the fulfilment in the node's account here, and it
+/// reaches the registry with the node's next batch, withdrawal or syncReputation call, which keeps
+/// a single fulfilment under 90k gas.
 ///
 /// Storage holds one slot per request: a digest of its terms and its status. The full terms are in
 /// the DiagnosisRequested event, and callers pass them back (as with Chainlink's Operator), which
@@ -42,6 +49,13 @@ interface IDiagnosisMarket {
         string resultCid;
     }
 
+    /// @notice What the market keeps per node: fee earnings not yet withdrawn, and fulfilments not
+    /// yet reported to the NodeRegistry.
+    struct NodeAccount {
+        uint192 earnings;
+        uint64 unreportedFulfilments;
+    }
+
     /// @notice What the market stores per request.
     struct RequestState {
         bytes30 digest;
@@ -56,12 +70,12 @@ interface IDiagnosisMarket {
         Request request,
         bytes32 resultKey
     );
-    event DiagnosisFulfilled(
-        uint256 indexed requestId, address indexed node, bytes32 resultCommitment, string resultCid
-    );
+    event DiagnosisFulfilled(uint256 indexed requestId, bytes32 resultCommitment, string resultCid);
     event DiagnosisFailed(uint256 indexed requestId, address indexed node, uint8 reason);
     event DiagnosisCancelled(uint256 indexed requestId, address indexed requester, bool timedOut);
     event FulfilmentSkipped(uint256 indexed requestId, Status status);
+    event NodeEarningsWithdrawn(address indexed node, address indexed to, uint256 amount);
+    event ReputationSynced(address indexed node, uint64 fulfilments);
     event RequestTimeoutUpdated(uint64 requestTimeout);
 
     error UnknownRequest(uint256 requestId);
@@ -71,7 +85,6 @@ interface IDiagnosisMarket {
     error NotRequester(uint256 requestId, address caller);
     error DeadlinePassed(uint256 requestId, uint64 deadline);
     error NotCancellable(uint256 requestId, uint64 deadline);
-    error ConsentRevokedForRequest(uint256 requestId, uint256 recordId);
     error InputTypeMismatch(uint256 modelId, uint8 modelInputType, uint8 recordDataType);
     error NodeUnsupportedInput(address node, uint8 dataType);
     error ZeroResultKey();
@@ -83,6 +96,8 @@ interface IDiagnosisMarket {
     error RequestNotFulfilled(uint256 requestId, Status status);
     error AlreadyRated(uint256 requestId);
     error InvalidTimeout(uint64 requestTimeout);
+    error NothingToWithdraw(address node);
+    error InvalidRecipient(address to);
 
     /// @notice Requests a diagnosis of `recordId` with `modelId` by `node`, escrowing the fees.
     /// @dev The caller needs diagnosis consent on the record and an AID allowance for the total.
@@ -127,6 +142,12 @@ interface IDiagnosisMarket {
     /// @notice The requester of a fulfilled request rates its model from 1 to 5, once.
     function rateModel(uint256 requestId, Request calldata request, uint8 score) external;
 
+    /// @notice Sends the caller's accumulated node fees to `to`, and reports its fulfilments.
+    function withdrawNodeEarnings(address to) external;
+
+    /// @notice Reports `node`'s unreported fulfilments to the NodeRegistry. Anyone may call it.
+    function syncReputation(address node) external;
+
     /// @notice Sets the time a node has to fulfil a new request. Only DEFAULT_ADMIN_ROLE.
     function setRequestTimeout(uint64 requestTimeout) external;
 
@@ -135,6 +156,9 @@ interface IDiagnosisMarket {
 
     /// @notice The digest the market stores for `request`.
     function requestDigest(Request calldata request) external pure returns (bytes30);
+
+    /// @notice The market's account of `node`: earnings to withdraw, fulfilments to report.
+    function nodeAccount(address node) external view returns (NodeAccount memory);
 
     /// @notice Seconds a node has to fulfil a new request.
     function requestTimeout() external view returns (uint64);

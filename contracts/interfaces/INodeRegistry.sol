@@ -39,7 +39,6 @@ interface INodeRegistry {
     event UnbondingStarted(address indexed node, uint96 stake, uint40 unbondingEnd);
     event StakeWithdrawn(address indexed node, uint96 amount);
     event NodeSlashed(address indexed node, uint96 amount, address indexed recipient, string reason);
-    event OutcomesRecorded(address indexed node, uint64 fulfilled, uint64 failed, uint64 timedOut);
     event MinStakeUpdated(uint96 minStake);
     event UnbondingDelayUpdated(uint40 unbondingDelay);
 
@@ -75,8 +74,15 @@ interface INodeRegistry {
     /// @notice Slashes `amount` of `node`'s stake to `recipient`, giving the reason. Only SLASHER_ROLE.
     function slash(address node, uint96 amount, address recipient, string calldata reason) external;
 
-    /// @notice Adds outcomes to a node's reputation. Only REPORTER_ROLE (the market).
-    function recordOutcomes(address node, uint64 fulfilled, uint64 failed, uint64 timedOut) external;
+    /// @notice Counts `count` fulfilled requests for `node`. Only REPORTER_ROLE (the market, whose
+    /// DiagnosisFulfilled events already log each outcome, so this emits nothing).
+    function recordFulfilled(address node, uint64 count) external;
+
+    /// @notice Counts one failed request for `node`. Only REPORTER_ROLE.
+    function recordFailed(address node) external;
+
+    /// @notice Counts one request `node` let time out. Only REPORTER_ROLE.
+    function recordTimedOut(address node) external;
 
     /// @notice Sets the minimum stake for a node to be active. Only DEFAULT_ADMIN_ROLE.
     function setMinStake(uint96 minStake) external;

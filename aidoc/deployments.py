@@ -1,0 +1,50 @@
+"""Deployment records: deployments/<chainId>.json holds the addresses of one chain's contracts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from aidoc.errors import DeploymentNotFound
+
+CONTRACT_NAMES = ("AIDToken", "ConsentRegistry", "ModelRegistry", "NodeRegistry", "DiagnosisMarket")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where the marketplace lives on one chain."""
+
+    chain_id: int
+    deployer: str
+    block_number: int
+    contracts: dict[str, str]
+
+    def address(self, name: str) -> str:
+        return self.contracts[name]
+
+
+def deployment_path(directory: Path, chain_id: int) -> Path:
+    return Path(directory) / f"{chain_id}.json"
+
+
+def save_deployment(directory: Path, deployment: Deployment) -> Path:
+    path = deployment_path(directory, deployment.chain_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(deployment), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def load_deployment(directory: Path, chain_id: int) -> Deployment:
+    path = deployment_path(directory, chain_id)
+    if not path.exists():
+        raise DeploymentNotFound(
+            f"no deployment for chain {chain_id} at {path}; run `brownie run scripts/deploy.py` on this network first"
+        )
+    data = json.loads(path.read_text())
+    return Deployment(
+        chain_id=int(data["chain_id"]),
+        deployer=data["deployer"],
+        block_number=int(data["block_number"]),
+        contracts=dict(data["contracts"]),
+    )

@@ -1,0 +1,83 @@
+"""Deploys and wires the marketplace: `brownie run scripts/deploy.py --network <id>`.
+
+On a development network (anvil, Ganache) the first unlocked account deploys. On a testnet, set
+AIDOC_DEPLOYER_KEYSTORE to a Brownie keystore id (`brownie accounts new <id>`); Brownie asks for
+its password. The addresses are written to deployments/<chainId>.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from brownie import (
+    AIDToken,
+    ConsentRegistry,
+    DiagnosisMarket,
+    ModelRegistry,
+    NodeRegistry,
+    accounts,
+    chain,
+    network,
+)
+
+from aidoc.config import DeploySettings
+from aidoc.deployments import Deployment, save_deployment
+from aidoc.errors import ConfigError
+
+
+@dataclass
+class Marketplace:
+    """The deployed contracts, as Brownie ProjectContract objects."""
+
+    token: object
+    consents: object
+    models: object
+    nodes: object
+    market: object
+
+
+def deploy_marketplace(deployer, settings: DeploySettings) -> Marketplace:
+    """Deploys the five contracts from `deployer` and grants the market its roles."""
+    tx = {"from": deployer}
+    token = AIDToken.deploy(deployer, settings.token_cap, settings.initial_supply, tx)
+    consents = ConsentRegistry.deploy(deployer, tx)
+    models = ModelRegistry.deploy(deployer, tx)
+    nodes = NodeRegistry.deploy(deployer, token, settings.min_stake, settings.unbonding_delay, tx)
+    market = DiagnosisMarket.deploy(deployer, token, consents, models, nodes, settings.request_timeout, tx)
+
+    consents.grantRole(consents.ACCESS_LOGGER_ROLE(), market, tx)
+    models.grantRole(models.RATER_ROLE(), market, tx)
+    nodes.grantRole(nodes.REPORTER_ROLE(), market, tx)
+    for auditor in settings.auditors or [deployer.address]:
+        models.grantRole(models.AUDITOR_ROLE(), auditor, tx)
+    return Marketplace(token, consents, models, nodes, market)
+
+
+def deployer_account(settings: DeploySettings):
+    """The deploying account: a keystore on live networks, the first dev account otherwise."""
+    if settings.deployer_keystore:
+        return accounts.load(settings.deployer_keystore)
+    if network.show_active() in ("development", "anvil", "ganache-cli") or len(accounts) > 0:
+        return accounts[0]
+    raise ConfigError("no deployer: set AIDOC_DEPLOYER_KEYSTORE to a Brownie keystore id (brownie accounts new ID)")
+
+
+def main() -> Marketplace:
+    settings = DeploySettings()
+    deployer = deployer_account(settings)
+    marketplace = deploy_marketplace(deployer, settings)
+    deployment = Deployment(
+        chain_id=chain.id,
+        deployer=deployer.address,
+        block_number=chain.height,
+        contracts={
+            "AIDToken": marketplace.token.address,
+            "ConsentRegistry": marketplace.consents.address,
+            "ModelRegistry": marketplace.models.address,
+            "NodeRegistry": marketplace.nodes.address,
+            "DiagnosisMarket": marketplace.market.address,
+        },
+    )
+    path = save_deployment(settings.deployments_dir, deployment)
+    print(f"Deployed the AIDoc marketplace on chain {chain.id}; addresses in {path}")
+    return marketplace

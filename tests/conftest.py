@@ -1,0 +1,212 @@
+"""Shared fixtures: a freshly deployed marketplace per module, reverted to a snapshot after each
+test (Brownie's fn_isolation), with actors holding AID and patients holding signing keys."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+
+import pytest
+from brownie import accounts, chain
+from brownie.exceptions import VirtualMachineError
+
+from aidoc.config import AID, DeploySettings
+from aidoc.constants import DataType, Purpose, input_types_mask
+from aidoc.market import DiagnosisRequest
+from scripts.deploy import deploy_marketplace
+
+MODEL_PRICE = 10 * AID
+ROYALTY = 2 * AID
+NODE_FEE = 3 * AID
+MIN_STAKE = 1_000 * AID
+REQUEST_TIMEOUT = 3600
+UNBONDING_DELAY = 7 * 24 * 3600
+DAY = 24 * 3600
+RESULT_KEY = "0x" + "ab" * 32
+NODE_KEY = "0x" + "cd" * 32
+CIPHERTEXT_HASH = "0x" + "12" * 32
+WEIGHTS_HASH = "0x" + "34" * 32
+CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+ENVELOPE_CID = "bafkreidgvpkjawlxz6sffxzwgooowe5yt7i6wsyg236mfoks77nywkptdq"
+RESULT_CID = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
+COMMITMENT = "0x" + "77" * 32
+
+
+@contextmanager
+def reverts_with(error: str, *args):
+    """Expects a revert with the custom error `error` (and, if given, exactly these arguments)."""
+    with pytest.raises(VirtualMachineError) as caught:
+        yield
+    message = caught.value.revert_msg or ""
+    name, _, rest = message.partition(":")
+    assert name == error, f"expected {error}, got revert {message!r}"
+    if args:
+        got = [part.strip() for part in rest.split(",")] if rest.strip() else []
+        want = [str(a) for a in args]
+        assert [g.lower() for g in got] == [w.lower() for w in want], f"{error} arguments {got} != {want}"
+
+
+def event_args(tx, name: str, index: int = 0) -> dict:
+    """The arguments of the `index`-th `name` event of `tx`."""
+    return dict(tx.events[name][index])
+
+
+@pytest.fixture(autouse=True)
+def isolation(fn_isolation):
+    pass
+
+
+@pytest.fixture(scope="module")
+def admin():
+    return accounts[0]
+
+
+@pytest.fixture(scope="module")
+def doctor():
+    return accounts[1]
+
+
+@pytest.fixture(scope="module")
+def provider():
+    return accounts[2]
+
+
+@pytest.fixture(scope="module")
+def node():
+    return accounts[3]
+
+
+@pytest.fixture(scope="module")
+def auditor():
+    return accounts[4]
+
+
+@pytest.fixture(scope="module")
+def stranger():
+    return accounts[5]
+
+
+@pytest.fixture(scope="module")
+def doctor2():
+    return accounts[6]
+
+
+@pytest.fixture(scope="module")
+def node2():
+    return accounts[7]
+
+
+def _local_account(seed: int, funder):
+    account = accounts.add(f"0x{seed:064x}")
+    funder.transfer(account, "10 ether")
+    return account
+
+
+@pytest.fixture(scope="module")
+def patient(admin):
+    """A patient with a local key, so tests can sign EIP-712 consents for it."""
+    return _local_account(0xA11CE, admin)
+
+
+@pytest.fixture(scope="module")
+def patient2(admin):
+    return _local_account(0xB0B, admin)
+
+
+@pytest.fixture(scope="module")
+def contracts(admin, auditor, doctor, doctor2, node, node2, patient, patient2):
+    settings = DeploySettings(
+        token_cap=1_000_000_000 * AID,
+        initial_supply=100_000_000 * AID,
+        min_stake=MIN_STAKE,
+        unbonding_delay=UNBONDING_DELAY,
+        request_timeout=REQUEST_TIMEOUT,
+        auditors=[auditor.address],
+    )
+    marketplace = deploy_marketplace(admin, settings)
+    for holder in (doctor, doctor2, node, node2, patient, patient2):
+        marketplace.token.transfer(holder, 100_000 * AID, {"from": admin})
+    return marketplace
+
+
+@pytest.fixture(scope="module")
+def token(contracts):
+    return contracts.token
+
+
+@pytest.fixture(scope="module")
+def consents(contracts):
+    return contracts.consents
+
+
+@pytest.fixture(scope="module")
+def models(contracts):
+    return contracts.models
+
+
+@pytest.fixture(scope="module")
+def nodes(contracts):
+    return contracts.nodes
+
+
+@pytest.fixture(scope="module")
+def market(contracts):
+    return contracts.market
+
+
+def register_record(consents, owner, data_type=DataType.LAB_PANEL, royalty=ROYALTY) -> int:
+    tx = consents.registerRecord(CID, CIPHERTEXT_HASH, data_type, ENVELOPE_CID, royalty, {"from": owner})
+    return tx.return_value
+
+
+def register_model(models, provider, data_type=DataType.LAB_PANEL, price=MODEL_PRICE, name="panel-mlp") -> int:
+    tx = models.registerModel(name, CID, WEIGHTS_HASH, data_type, price, {"from": provider})
+    return tx.return_value
+
+
+def register_node(token, nodes, node, fee=NODE_FEE, stake=MIN_STAKE, data_types=(DataType.LAB_PANEL, DataType.ECG)):
+    token.approve(nodes, stake, {"from": node})
+    return nodes.register(stake, fee, NODE_KEY, input_types_mask(*data_types), False, {"from": node})
+
+
+def grant(consents, owner, record_id, grantee, purposes=Purpose.DIAGNOSIS, days=30):
+    return consents.grantConsent(record_id, grantee, purposes, chain.time() + days * DAY, {"from": owner})
+
+
+def make_request(token, market, requester, record_id, model_id, node_account):
+    token.approve(market, 10_000 * AID, {"from": requester})
+    tx = market.requestDiagnosis(record_id, model_id, node_account, RESULT_KEY, {"from": requester})
+    request = DiagnosisRequest.from_event_field(tx.events["DiagnosisRequested"]["request"])
+    return tx.events["DiagnosisRequested"]["requestId"], request, tx
+
+
+@pytest.fixture
+def record_id(consents, patient):
+    return register_record(consents, patient)
+
+
+@pytest.fixture
+def model_id(models, provider):
+    return register_model(models, provider)
+
+
+@pytest.fixture
+def active_node(token, nodes, node):
+    register_node(token, nodes, node)
+    return node
+
+
+@pytest.fixture
+def consented(consents, patient, record_id, doctor):
+    grant(consents, patient, record_id, doctor)
+    return record_id
+
+
+@pytest.fixture
+def pending(token, market, doctor, consented, model_id, active_node):
+    """A pending request: (request id, DiagnosisRequest terms, transaction)."""
+    return make_request(token, market, doctor, consented, model_id, active_node)
+
+
+def pattern(text: str) -> re.Pattern:
+    return re.compile(text)
