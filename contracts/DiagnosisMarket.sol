@@ -34,6 +34,13 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
     mapping(uint256 requestId => RequestState) private _requests;
     mapping(address node => NodeAccount) private _nodeAccounts;
 
+    /// @dev What fulfilBatch decided for one item.
+    enum Outcome {
+        Skipped,
+        Fulfilled,
+        Refunded
+    }
+
     /// @dev A payment being summed over consecutive fulfilments to the same payee.
     struct Payout {
         address to;
@@ -142,13 +149,14 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
 
     /// @inheritdoc IDiagnosisMarket
     function fulfilBatch(Fulfilment[] calldata fulfilments) external nonReentrant {
-        if (fulfilments.length == 0) revert EmptyBatch();
-        Payout memory toProvider;
-        Payout memory toOwner;
-        uint256 nodeFees;
-        uint64 fulfilled;
+        uint256 count = fulfilments.length;
+        if (count == 0) revert EmptyBatch();
+        // Checks and effects for every item first, then every interaction.
+        Outcome[] memory outcomes = new Outcome[](count);
+        uint256 nodeFees = 0;
+        uint64 fulfilled = 0;
 
-        for (uint256 i = 0; i < fulfilments.length; ++i) {
+        for (uint256 i = 0; i < count; ++i) {
             Fulfilment calldata item = fulfilments[i];
             Request calldata request = item.request;
             RequestState storage state = _requests[item.requestId];
@@ -169,26 +177,40 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
             if (consents.hasConsent(request.recordId, request.requester, Purposes.DIAGNOSIS)) {
                 state.status = Status.Fulfilled;
                 emit DiagnosisFulfilled(item.requestId, item.resultCommitment, item.resultCid);
-                consents.logAccess(request.recordId, request.requester, Purposes.DIAGNOSIS, msg.sender, item.requestId);
-                _accumulate(toProvider, request.provider, request.modelFee);
-                _accumulate(toOwner, request.dataOwner, request.royalty);
+                outcomes[i] = Outcome.Fulfilled;
                 nodeFees += request.nodeFee;
-                // unchecked: at most fulfilments.length increments, far below 2**64.
+                // unchecked: at most `count` increments, far below 2**64.
                 unchecked {
                     ++fulfilled;
                 }
             } else {
                 state.status = Status.Failed;
                 emit DiagnosisFailed(item.requestId, msg.sender, FailureReasons.CONSENT_REVOKED);
-                token.safeTransfer(request.requester, _total(request));
+                outcomes[i] = Outcome.Refunded;
             }
         }
 
         NodeAccount storage account = _nodeAccounts[msg.sender];
         uint64 toReport = account.unreportedFulfilments + fulfilled;
-        // The cast is lossless: nodeFees sums at most fulfilments.length uint80 fees, far below 2**192.
+        // The cast is lossless: nodeFees sums at most `count` uint80 fees, far below 2**192.
         account.earnings += uint192(nodeFees);
         account.unreportedFulfilments = 0;
+
+        Payout memory toProvider = Payout({to: address(0), amount: 0});
+        Payout memory toOwner = Payout({to: address(0), amount: 0});
+        for (uint256 i = 0; i < count; ++i) {
+            Outcome outcome = outcomes[i];
+            if (outcome == Outcome.Skipped) continue;
+            Fulfilment calldata item = fulfilments[i];
+            Request calldata request = item.request;
+            if (outcome == Outcome.Fulfilled) {
+                consents.logAccess(request.recordId, request.requester, Purposes.DIAGNOSIS, msg.sender, item.requestId);
+                _accumulate(toProvider, request.provider, request.modelFee);
+                _accumulate(toOwner, request.dataOwner, request.royalty);
+            } else {
+                token.safeTransfer(request.requester, _total(request));
+            }
+        }
         _pay(toProvider.to, toProvider.amount);
         _pay(toOwner.to, toOwner.amount);
         _report(msg.sender, toReport);

@@ -149,7 +149,7 @@ interface IDiagnosisMarket {
     function syncReputation(address node) external;
 
     /// @notice Sets the time a node has to fulfil a new request. Only DEFAULT_ADMIN_ROLE.
-    function setRequestTimeout(uint64 requestTimeout) external;
+    function setRequestTimeout(uint64 newRequestTimeout) external;
 
     /// @notice The stored state of a request.
     function getRequestState(uint256 requestId) external view returns (RequestState memory);

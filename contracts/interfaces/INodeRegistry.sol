@@ -85,10 +85,10 @@ interface INodeRegistry {
     function recordTimedOut(address node) external;
 
     /// @notice Sets the minimum stake for a node to be active. Only DEFAULT_ADMIN_ROLE.
-    function setMinStake(uint96 minStake) external;
+    function setMinStake(uint96 newMinStake) external;
 
     /// @notice Sets the unbonding delay in seconds. Only DEFAULT_ADMIN_ROLE.
-    function setUnbondingDelay(uint40 unbondingDelay) external;
+    function setUnbondingDelay(uint40 newUnbondingDelay) external;
 
     /// @notice Reverts with NodeNotActive unless `node` can take requests; returns its terms.
     function requireActive(address node) external view returns (uint80 fee, uint16 inputTypes);

@@ -1,0 +1,87 @@
+# AIDoc chain. `make demo` runs the marketplace flow on a local chain; `make test` runs every check.
+# Both install what they need first (idempotent): a Python venv, the npm toolchain, the compiler.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+SOLC_VERSION := 0.8.37
+SOLC_DIR := $(CURDIR)/.solcx
+
+# The npm binaries (anvil, ganache-cli) must be on PATH by name for Brownie; py-solc-x finds the
+# compiler in SOLCX_BINARY_PATH.
+export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
+export SOLCX_BINARY_PATH := $(SOLC_DIR)
+export PYTHONDONTWRITEBYTECODE := 1
+
+BROWNIE := $(BIN)/brownie
+# Brownie 1.22 calls its own deprecated snapshot API on every isolated test.
+PYTEST_WARNINGS := -W ignore::FutureWarning -W ignore::DeprecationWarning
+
+.PHONY: help install compile lint test test-contracts smoke-ganache demo gas clean
+
+help:
+	@echo "make demo   - start anvil, deploy the marketplace, script a marketplace flow, stop anvil"
+	@echo "make test   - slither, the Brownie contract suite, and a Ganache deployment smoke test"
+	@echo "make gas    - gas per marketplace operation (reports/gas.json, table for BENCHMARKS.md)"
+	@echo "make clean  - remove build outputs (keeps the installed toolchain)"
+
+# ---------------------------------------------------------------- installation
+
+$(VENV)/.stamp: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# `source .venv/bin/activate` gives a shell the same PATH and compiler as make.
+	grep -q 'AIDOC_TOOLCHAIN' $(BIN)/activate || printf '\n# AIDOC_TOOLCHAIN\nexport PATH="%s/node_modules/.bin:$$PATH"\nexport SOLCX_BINARY_PATH="%s"\n' "$(CURDIR)" "$(SOLC_DIR)" >> $(BIN)/activate
+	touch $@
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(SOLC_DIR)/solc-v$(SOLC_VERSION): node_modules/.stamp tools/solc/solc
+	mkdir -p $(SOLC_DIR)
+	ln -sfn ../tools/solc/solc $@
+	$@ --version | grep -q 'Version: $(SOLC_VERSION)+commit'
+	touch -h $@
+
+install: $(VENV)/.stamp node_modules/.stamp $(SOLC_DIR)/solc-v$(SOLC_VERSION)
+
+compile: install
+	$(BROWNIE) compile
+
+# ---------------------------------------------------------------- checks
+
+lint: install
+	$(BIN)/python tools/run_slither.py
+
+test-contracts: install
+	$(BROWNIE) test $(PYTEST_WARNINGS) $(TEST_ARGS)
+
+smoke-ganache: install
+	$(BROWNIE) run scripts/marketplace.py --network ganache-cli
+
+test: lint test-contracts smoke-ganache
+
+gas: install
+	$(BROWNIE) run scripts/gas_report.py
+
+# ---------------------------------------------------------------- demo
+
+# Brownie's `development` network attaches to the anvil started here (it launches its own only when
+# nothing listens on 8545), so deploy and marketplace share one chain; the trap stops anvil.
+demo: install
+	@mkdir -p .run
+	@if (exec 3<>/dev/tcp/127.0.0.1/8545) 2>/dev/null; then \
+		echo "Port 8545 is taken: stop the process listening there and run make demo again."; exit 1; fi
+	anvil --port 8545 --block-base-fee-per-gas 0 --silent > .run/anvil.log 2>&1 & echo $$! > .run/anvil.pid; \
+	trap 'kill $$(cat .run/anvil.pid) 2>/dev/null; rm -f .run/anvil.pid' EXIT; \
+	for _ in $$(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/8545) 2>/dev/null && break; sleep 0.1; done; \
+	$(BROWNIE) run scripts/deploy.py --network development; \
+	$(BROWNIE) run scripts/marketplace.py --network development
+
+clean:
+	rm -rf build reports .run .hypothesis
