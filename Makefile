@@ -6,8 +6,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
-VENV := .venv
-BIN := $(CURDIR)/$(VENV)/bin
+# The virtualenv lives outside the project tree: Brownie's test runner hashes every imported module
+# found under the project folder, and chokes on the compiled (.so) modules of a venv inside it.
+# One venv per checkout path; `eval "$$(make -s env)"` puts it and the toolchain on a shell's PATH.
+VENV ?= $(HOME)/.cache/aidoc-chain/venv-$(shell printf %s "$(CURDIR)" | sha1sum | cut -c1-12)
+BIN := $(VENV)/bin
 SOLC_VERSION := 0.8.37
 SOLC_DIR := $(CURDIR)/.solcx
 
@@ -21,7 +24,7 @@ BROWNIE := $(BIN)/brownie
 # Brownie 1.22 calls its own deprecated snapshot API on every isolated test.
 PYTEST_WARNINGS := -W ignore::FutureWarning -W ignore::DeprecationWarning
 
-.PHONY: help install compile lint test test-contracts smoke-ganache demo gas clean
+.PHONY: help install env compile lint test test-contracts smoke-ganache demo gas clean
 
 help:
 	@echo "make demo   - start anvil, deploy the marketplace, script a marketplace flow, stop anvil"
@@ -34,8 +37,6 @@ help:
 $(VENV)/.stamp: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	@# `source .venv/bin/activate` gives a shell the same PATH and compiler as make.
-	grep -q 'AIDOC_TOOLCHAIN' $(BIN)/activate || printf '\n# AIDOC_TOOLCHAIN\nexport PATH="%s/node_modules/.bin:$$PATH"\nexport SOLCX_BINARY_PATH="%s"\n' "$(CURDIR)" "$(SOLC_DIR)" >> $(BIN)/activate
 	touch $@
 
 node_modules/.stamp: package.json package-lock.json
@@ -49,6 +50,11 @@ $(SOLC_DIR)/solc-v$(SOLC_VERSION): node_modules/.stamp tools/solc/solc
 	touch -h $@
 
 install: $(VENV)/.stamp node_modules/.stamp $(SOLC_DIR)/solc-v$(SOLC_VERSION)
+
+# Shell setup for running brownie by hand: eval "$$(make -s env)"
+env:
+	@echo 'export PATH="$(CURDIR)/node_modules/.bin:$(BIN):$$PATH"'
+	@echo 'export SOLCX_BINARY_PATH="$(SOLC_DIR)"'
 
 compile: install
 	$(BROWNIE) compile

@@ -3,12 +3,12 @@ test (Brownie's fn_isolation), with actors holding AID and patients holding sign
 
 from __future__ import annotations
 
-import re
 from contextlib import contextmanager
 
 import pytest
 from brownie import accounts, chain
 from brownie.exceptions import VirtualMachineError
+from hexbytes import HexBytes
 
 from aidoc.config import AID, DeploySettings
 from aidoc.constants import DataType, Purpose, input_types_mask
@@ -32,23 +32,46 @@ RESULT_CID = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
 COMMITMENT = "0x" + "77" * 32
 
 
+def _as_revert_argument(value) -> str:
+    """How Brownie prints one decoded custom-error argument in a revert message."""
+    if isinstance(value, (bytes, bytearray)) or (isinstance(value, str) and value.startswith("0x") and len(value) == 66):
+        return str(bytes(HexBytes(value)))
+    if isinstance(value, str) and value.startswith("0x"):
+        return value.lower()
+    if hasattr(value, "address"):
+        return value.address.lower()
+    return str(int(value)) if isinstance(value, int) else str(value)
+
+
 @contextmanager
 def reverts_with(error: str, *args):
-    """Expects a revert with the custom error `error` (and, if given, exactly these arguments)."""
+    """Expects a revert with the custom error `error` and, if given, exactly these arguments."""
     with pytest.raises(VirtualMachineError) as caught:
         yield
     message = caught.value.revert_msg or ""
     name, _, rest = message.partition(":")
     assert name == error, f"expected {error}, got revert {message!r}"
     if args:
-        got = [part.strip() for part in rest.split(",")] if rest.strip() else []
-        want = [str(a) for a in args]
-        assert [g.lower() for g in got] == [w.lower() for w in want], f"{error} arguments {got} != {want}"
+        expected = ", ".join(_as_revert_argument(a) for a in args)
+        assert rest.strip() == expected, f"{error} arguments {rest.strip()!r} != {expected!r}"
+
+
+def plain(value):
+    """A Brownie return value as plain Python (tuples, int, str, bool), for equality checks."""
+    if isinstance(value, (list, tuple)):
+        return tuple(plain(v) for v in value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    return str(value)
 
 
 def event_args(tx, name: str, index: int = 0) -> dict:
-    """The arguments of the `index`-th `name` event of `tx`."""
-    return dict(tx.events[name][index])
+    """The arguments of the `index`-th `name` event of `tx`, as plain Python values."""
+    return {key: plain(value) for key, value in dict(tx.events[name][index]).items()}
 
 
 @pytest.fixture(autouse=True)
@@ -96,8 +119,9 @@ def node2():
     return accounts[7]
 
 
-def _local_account(seed: int, funder):
-    account = accounts.add(f"0x{seed:064x}")
+def _local_account(funder):
+    """A fresh account with a random key held in memory only (no key lives in the repository)."""
+    account = accounts.add()
     funder.transfer(account, "10 ether")
     return account
 
@@ -105,12 +129,12 @@ def _local_account(seed: int, funder):
 @pytest.fixture(scope="module")
 def patient(admin):
     """A patient with a local key, so tests can sign EIP-712 consents for it."""
-    return _local_account(0xA11CE, admin)
+    return _local_account(admin)
 
 
 @pytest.fixture(scope="module")
 def patient2(admin):
-    return _local_account(0xB0B, admin)
+    return _local_account(admin)
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +230,3 @@ def consented(consents, patient, record_id, doctor):
 def pending(token, market, doctor, consented, model_id, active_node):
     """A pending request: (request id, DiagnosisRequest terms, transaction)."""
     return make_request(token, market, doctor, consented, model_id, active_node)
-
-
-def pattern(text: str) -> re.Pattern:
-    return re.compile(text)
