@@ -24,11 +24,12 @@ BROWNIE := $(BIN)/brownie
 # Brownie 1.22 calls its own deprecated snapshot API on every isolated test.
 PYTEST_WARNINGS := -W ignore::FutureWarning -W ignore::DeprecationWarning
 
-.PHONY: help install env compile lint test test-contracts smoke-ganache demo gas clean
+.PHONY: help install env compile lint test test-contracts smoke-ganache demo fuzz gas clean
 
 help:
 	@echo "make demo   - start anvil, deploy the marketplace, script a marketplace flow, stop anvil"
 	@echo "make test   - slither, the Brownie contract suite, and a Ganache deployment smoke test"
+	@echo "make fuzz   - the stateful escrow/consent property test with 10,000 steps"
 	@echo "make gas    - gas per marketplace operation (reports/gas.json, table for BENCHMARKS.md)"
 	@echo "make clean  - remove build outputs (keeps the installed toolchain)"
 
@@ -71,6 +72,11 @@ smoke-ganache: install
 	$(BROWNIE) run scripts/marketplace.py --network ganache-cli
 
 test: lint test-contracts smoke-ganache
+
+# The stateful escrow and consent machine with 100 x 100 = 10,000 steps (make test runs 20 x 30).
+fuzz: install
+	AIDOC_STATEFUL_EXAMPLES=$${AIDOC_STATEFUL_EXAMPLES:-100} AIDOC_STATEFUL_STEPS=$${AIDOC_STATEFUL_STEPS:-100} \
+		$(BROWNIE) test tests/test_stateful_market.py $(PYTEST_WARNINGS)
 
 gas: install
 	$(BROWNIE) run scripts/gas_report.py

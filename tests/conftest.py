@@ -230,3 +230,25 @@ def consented(consents, patient, record_id, doctor):
 def pending(token, market, doctor, consented, model_id, active_node):
     """A pending request: (request id, DiagnosisRequest terms, transaction)."""
     return make_request(token, market, doctor, consented, model_id, active_node)
+
+
+def _load_brownie_stateful_source():
+    """Brownie 1.22 ships brownie/test/stateful as a mypyc-compiled module whose type checks reject
+    every user-defined state machine ("_BrownieStateMachine object expected"). Its pure-Python source
+    ships beside it, so the suite loads that one; the API is Brownie's own `state_machine`."""
+    import importlib.util
+    from pathlib import Path
+
+    import brownie.test
+
+    source = Path(brownie.test.__file__).with_name("stateful.py")
+    spec = importlib.util.spec_from_file_location("brownie_stateful_source", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def state_machine():
+    """Brownie's state_machine runner (from its Python source, see above)."""
+    return _load_brownie_stateful_source().state_machine
