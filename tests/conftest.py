@@ -3,6 +3,7 @@ test (Brownie's fn_isolation), with actors holding AID and patients holding sign
 
 from __future__ import annotations
 
+import secrets
 from contextlib import contextmanager
 
 import pytest
@@ -121,7 +122,7 @@ def node2():
 
 def _local_account(funder):
     """A fresh account with a random key held in memory only (no key lives in the repository)."""
-    account = accounts.add()
+    account = accounts.add("0x" + secrets.token_hex(32))  # accounts.add() would print its mnemonic
     funder.transfer(account, "10 ether")
     return account
 
