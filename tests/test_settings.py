@@ -1,0 +1,33 @@
+"""Configuration errors are one clear line that says which variable to fix."""
+
+import pytest
+
+from aidoc.config import DeploySettings
+from aidoc.deployments import load_deployment
+from aidoc.errors import AidocError, ConfigError, DeploymentNotFound
+
+
+def test_malformed_number_names_the_variable(monkeypatch):
+    monkeypatch.setenv("AIDOC_MIN_STAKE", "lots")
+    with pytest.raises(ConfigError, match=r"^AIDOC_MIN_STAKE='lots' is not a whole number"):
+        DeploySettings()
+
+
+def test_inconsistent_supply_is_refused(monkeypatch):
+    monkeypatch.setenv("AIDOC_TOKEN_CAP", "10")
+    monkeypatch.setenv("AIDOC_TOKEN_INITIAL_SUPPLY", "11")
+    with pytest.raises(ConfigError, match="AIDOC_TOKEN_INITIAL_SUPPLY exceeds AIDOC_TOKEN_CAP"):
+        DeploySettings()
+
+
+def test_timeout_bounds_match_the_contract(monkeypatch):
+    monkeypatch.setenv("AIDOC_REQUEST_TIMEOUT", "59")
+    with pytest.raises(ConfigError, match="AIDOC_REQUEST_TIMEOUT"):
+        DeploySettings()
+
+
+def test_missing_deployment_says_what_to_run(tmp_path):
+    with pytest.raises(DeploymentNotFound, match="run `brownie run scripts/deploy.py`") as caught:
+        load_deployment(tmp_path, 31337)
+    assert isinstance(caught.value, AidocError)
+    assert "\n" not in str(caught.value)
