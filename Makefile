@@ -63,6 +63,7 @@ compile: install
 # ---------------------------------------------------------------- checks
 
 lint: install
+	$(BIN)/ruff check aidoc scripts tests tools
 	$(BIN)/python tools/run_slither.py
 
 test-contracts: install

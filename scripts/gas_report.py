@@ -16,7 +16,7 @@ from pathlib import Path
 from brownie import accounts, chain, web3
 
 from aidoc.cid import cid_v1_raw
-from aidoc.config import AID, DeploySettings, PROJECT_ROOT
+from aidoc.config import AID, PROJECT_ROOT, DeploySettings
 from aidoc.constants import DataType, FailureReason, Purpose, input_types_mask
 from aidoc.market import DiagnosisRequest
 from aidoc.signing import sign_consent_grant, sign_permit

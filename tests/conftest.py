@@ -57,6 +57,12 @@ def reverts_with(error: str, *args):
         assert rest.strip() == expected, f"{error} arguments {rest.strip()!r} != {expected!r}"
 
 
+def now() -> int:
+    """The latest block's timestamp. Tests reckon time from the chain, not from Brownie's
+    chain.time(), whose offset can drift from anvil's across snapshot reverts."""
+    return chain[-1].timestamp
+
+
 def plain(value):
     """A Brownie return value as plain Python (tuples, int, str, bool), for equality checks."""
     if isinstance(value, (list, tuple)):
@@ -195,7 +201,7 @@ def register_node(token, nodes, node, fee=NODE_FEE, stake=MIN_STAKE, data_types=
 
 
 def grant(consents, owner, record_id, grantee, purposes=Purpose.DIAGNOSIS, days=30):
-    return consents.grantConsent(record_id, grantee, purposes, chain.time() + days * DAY, {"from": owner})
+    return consents.grantConsent(record_id, grantee, purposes, now() + days * DAY, {"from": owner})
 
 
 def make_request(token, market, requester, record_id, model_id, node_account):

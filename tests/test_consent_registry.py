@@ -6,7 +6,6 @@ from brownie import chain
 from aidoc.constants import DataType, Purpose
 from aidoc.signing import sign_consent_grant, sign_consent_revocation
 from conftest import (
-    plain,
     CID,
     CIPHERTEXT_HASH,
     DAY,
@@ -14,6 +13,8 @@ from conftest import (
     ROYALTY,
     event_args,
     grant,
+    now,
+    plain,
     register_record,
     reverts_with,
 )
@@ -96,7 +97,7 @@ def test_retire_record_voids_every_grant(consents, patient, record_id, doctor, s
 
 
 def test_grant_consent_per_purpose_with_expiry(consents, patient, record_id, doctor):
-    expiry = chain.time() + 10 * DAY
+    expiry = now() + 10 * DAY
     purposes = Purpose.DIAGNOSIS | Purpose.RESEARCH
     tx = consents.grantConsent(record_id, doctor, purposes, expiry, {"from": patient})
     assert event_args(tx, "ConsentGranted") == {
@@ -126,7 +127,7 @@ def test_regrant_replaces_previous_grant(consents, patient, record_id, doctor):
 
 
 def test_grant_rejections(consents, patient, record_id, doctor, stranger):
-    future = chain.time() + DAY
+    future = now() + DAY
     with reverts_with("NotRecordOwner", record_id, stranger.address):
         consents.grantConsent(record_id, doctor, Purpose.DIAGNOSIS, future, {"from": stranger})
     with reverts_with("UnknownRecord", 42):
@@ -136,7 +137,7 @@ def test_grant_rejections(consents, patient, record_id, doctor, stranger):
     for bad in (0, 16, 0xFF):
         with reverts_with("InvalidPurposes", bad):
             consents.grantConsent(record_id, doctor, bad, future, {"from": patient})
-    past = chain.time() - 1
+    past = now() - 1
     with reverts_with("ConsentExpiryInPast", past):
         consents.grantConsent(record_id, doctor, Purpose.DIAGNOSIS, past, {"from": patient})
 
@@ -152,7 +153,7 @@ def test_missing_consent_is_reported_with_its_purpose(consents, patient, record_
 def test_batch_grant(consents, patient, doctor, doctor2):
     first = register_record(consents, patient)
     second = register_record(consents, patient)
-    expiry = chain.time() + DAY
+    expiry = now() + DAY
     tx = consents.grantConsentBatch(
         [(first, doctor, Purpose.DIAGNOSIS, expiry), (second, doctor2, Purpose.TRAINING, expiry)], {"from": patient}
     )
@@ -164,7 +165,7 @@ def test_batch_grant(consents, patient, doctor, doctor2):
 def test_batch_grant_is_all_or_nothing(consents, patient, patient2, doctor):
     mine = register_record(consents, patient)
     theirs = register_record(consents, patient2)
-    expiry = chain.time() + DAY
+    expiry = now() + DAY
     with reverts_with("NotRecordOwner", theirs, patient.address):
         consents.grantConsentBatch(
             [(mine, doctor, Purpose.DIAGNOSIS, expiry), (theirs, doctor, Purpose.DIAGNOSIS, expiry)],
@@ -185,7 +186,7 @@ def _signed_grant(consents, owner, record_id, grantee, purposes, expiry, deadlin
 
 
 def test_grant_by_signature_is_relayed_without_patient_gas(consents, patient, record_id, doctor):
-    expiry, deadline = chain.time() + DAY, chain.time() + 600
+    expiry, deadline = now() + DAY, now() + 600
     sig = _signed_grant(consents, patient, record_id, doctor, Purpose.DIAGNOSIS, expiry, deadline)
     patient_eth = patient.balance()
     tx = consents.grantConsentBySig(record_id, doctor, Purpose.DIAGNOSIS, expiry, deadline, sig.signature,
@@ -197,7 +198,7 @@ def test_grant_by_signature_is_relayed_without_patient_gas(consents, patient, re
 
 
 def test_signed_grant_cannot_be_replayed(consents, patient, record_id, doctor):
-    expiry, deadline = chain.time() + DAY, chain.time() + 600
+    expiry, deadline = now() + DAY, now() + 600
     sig = _signed_grant(consents, patient, record_id, doctor, Purpose.DIAGNOSIS, expiry, deadline)
     consents.grantConsentBySig(record_id, doctor, Purpose.DIAGNOSIS, expiry, deadline, sig.signature, {"from": doctor})
     consents.revokeConsent(record_id, doctor, Purpose.DIAGNOSIS, {"from": patient})
@@ -208,12 +209,12 @@ def test_signed_grant_cannot_be_replayed(consents, patient, record_id, doctor):
 
 
 def test_signed_grant_rejects_expired_deadline_and_foreign_signer(consents, patient, patient2, record_id, doctor):
-    expiry = chain.time() + DAY
-    late = chain.time() - 1
+    expiry = now() + DAY
+    late = now() - 1
     sig = _signed_grant(consents, patient, record_id, doctor, Purpose.DIAGNOSIS, expiry, late)
     with reverts_with("SignatureExpired", late):
         consents.grantConsentBySig(record_id, doctor, Purpose.DIAGNOSIS, expiry, late, sig.signature, {"from": doctor})
-    deadline = chain.time() + 600
+    deadline = now() + 600
     forged = _signed_grant(consents, patient, record_id, doctor, Purpose.DIAGNOSIS, expiry, deadline,
                            key=patient2.private_key)
     with reverts_with("InvalidConsentSignature", record_id, patient.address):
@@ -231,7 +232,7 @@ def test_signed_grant_rejects_expired_deadline_and_foreign_signer(consents, pati
 
 def test_revoke_by_signature(consents, patient, record_id, doctor, stranger):
     grant(consents, patient, record_id, doctor, Purpose.DIAGNOSIS | Purpose.RESEARCH)
-    deadline = chain.time() + 600
+    deadline = now() + 600
     sig = sign_consent_revocation(
         patient.private_key, chain_id=chain.id, registry=consents.address, record_id=record_id,
         grantee=doctor.address, purposes=Purpose.DIAGNOSIS, nonce=consents.nonces(patient), deadline=deadline,
@@ -242,8 +243,9 @@ def test_revoke_by_signature(consents, patient, record_id, doctor, stranger):
     assert consents.hasConsent(record_id, doctor, Purpose.RESEARCH)
     with reverts_with("InvalidConsentSignature", record_id, patient.address):
         consents.revokeConsentBySig(record_id, doctor, Purpose.DIAGNOSIS, deadline, sig.signature, {"from": stranger})
-    with reverts_with("SignatureExpired", chain.time() - 5):
-        consents.revokeConsentBySig(record_id, doctor, Purpose.DIAGNOSIS, chain.time() - 5, sig.signature,
+    past = now() - 5
+    with reverts_with("SignatureExpired", past):
+        consents.revokeConsentBySig(record_id, doctor, Purpose.DIAGNOSIS, past, sig.signature,
                                     {"from": stranger})
 
 

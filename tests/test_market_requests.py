@@ -4,7 +4,6 @@ import pytest
 from brownie import chain, web3
 from eth_abi import encode
 
-from aidoc.config import AID
 from aidoc.constants import DataType, ModelStatus, Purpose, RequestStatus
 from aidoc.market import DiagnosisRequest
 from aidoc.signing import sign_permit
@@ -18,6 +17,7 @@ from conftest import (
     event_args,
     grant,
     make_request,
+    now,
     plain,
     register_model,
     register_node,
@@ -134,7 +134,7 @@ def test_request_with_permit_needs_no_prior_approval(token, market, consents, ad
     record_id = register_record(consents, patient)
     grant(consents, patient, record_id, requester)
     assert token.allowance(requester, market) == 0
-    deadline = chain.time() + 600
+    deadline = now() + 600
     sig = _permit_for(token, market, requester.private_key, requester.address, TOTAL, deadline)
     tx = market.requestDiagnosisWithPermit(record_id, model_id, active_node, RESULT_KEY, TOTAL, deadline, sig.v,
                                            sig.r, sig.s, {"from": requester})
@@ -148,7 +148,7 @@ def test_request_with_front_run_permit_still_succeeds(token, market, consents, p
     requester = patient2
     record_id = register_record(consents, patient)
     grant(consents, patient, record_id, requester)
-    deadline = chain.time() + 600
+    deadline = now() + 600
     sig = _permit_for(token, market, requester.private_key, requester.address, TOTAL, deadline)
     # Someone copies the permit from the mempool and submits it first.
     token.permit(requester, market, TOTAL, deadline, sig.v, sig.r, sig.s, {"from": stranger})
@@ -162,7 +162,7 @@ def test_request_with_invalid_permit_and_no_allowance_fails_cleanly(token, marke
     requester = patient2
     record_id = register_record(consents, patient)
     grant(consents, patient, record_id, requester)
-    deadline = chain.time() + 600
+    deadline = now() + 600
     forged = _permit_for(token, market, patient.private_key, requester.address, TOTAL, deadline)
     with reverts_with("ERC20InsufficientAllowance", market.address, 0, TOTAL):
         market.requestDiagnosisWithPermit(record_id, model_id, active_node, RESULT_KEY, TOTAL, deadline, forged.v,

@@ -14,9 +14,9 @@ from brownie import chain
 from brownie.exceptions import VirtualMachineError
 from brownie.test import strategy
 
-from aidoc.constants import FailureReason, Purpose, RequestStatus
+from aidoc.constants import Purpose, RequestStatus
 from aidoc.market import DiagnosisRequest
-from conftest import COMMITMENT, DAY, RESULT_CID, RESULT_KEY, grant, register_record
+from conftest import COMMITMENT, DAY, RESULT_CID, RESULT_KEY, now, register_record
 
 STEPS = int(os.environ.get("AIDOC_STATEFUL_STEPS", "30"))
 EXAMPLES = int(os.environ.get("AIDOC_STATEFUL_EXAMPLES", "20"))
@@ -60,7 +60,7 @@ class MarketMachine:
 
     def _grant(self, record, doctor, days):
         # Expiries fall half a day off the day grid, so no check runs near an expiry instant.
-        expiry = chain.time() + days * DAY + DAY // 2
+        expiry = now() + days * DAY + DAY // 2
         self.consents.grantConsent(record, doctor, Purpose.DIAGNOSIS, expiry, {"from": self.owner[record]})
         self.expiry_day[(record, doctor.address)] = self.day + days + 0.5
 

@@ -5,7 +5,7 @@ from brownie.convert import to_bytes
 
 from aidoc.config import AID
 from aidoc.signing import sign_permit
-from conftest import event_args, reverts_with
+from conftest import event_args, now, reverts_with
 
 
 def test_metadata_and_initial_supply(token, admin):
@@ -47,7 +47,7 @@ def _permit(token, owner, spender, value, deadline, nonce=None):
 
 
 def test_permit_sets_allowance_without_owner_gas(token, patient, stranger, doctor):
-    deadline = chain.time() + 3600
+    deadline = now() + 3600
     sig = _permit(token, patient, doctor, 7 * AID, deadline)
     tx = token.permit(patient, doctor, 7 * AID, deadline, sig.v, sig.r, sig.s, {"from": stranger})
     assert token.allowance(patient, doctor) == 7 * AID
@@ -56,7 +56,7 @@ def test_permit_sets_allowance_without_owner_gas(token, patient, stranger, docto
 
 
 def test_permit_replay_is_rejected(token, patient, stranger, doctor):
-    deadline = chain.time() + 3600
+    deadline = now() + 3600
     sig = _permit(token, patient, doctor, 7 * AID, deadline)
     token.permit(patient, doctor, 7 * AID, deadline, sig.v, sig.r, sig.s, {"from": stranger})
     with reverts_with("ERC2612InvalidSigner"):
@@ -64,7 +64,7 @@ def test_permit_replay_is_rejected(token, patient, stranger, doctor):
 
 
 def test_expired_permit_is_rejected(token, patient, doctor):
-    deadline = chain.time() - 1
+    deadline = now() - 1
     sig = _permit(token, patient, doctor, 1, deadline)
     with reverts_with("ERC2612ExpiredSignature", deadline):
         token.permit(patient, doctor, 1, deadline, sig.v, sig.r, sig.s, {"from": doctor})
@@ -74,6 +74,6 @@ def test_domain_separator_matches_signing_domain(token, patient, doctor):
     # A permit signed with aidoc.signing's domain verifies, so the domains agree; the separator is
     # also exposed for wallets.
     assert len(to_bytes(token.DOMAIN_SEPARATOR(), "bytes32")) == 32
-    deadline = chain.time() + 60
+    deadline = now() + 60
     sig = _permit(token, patient, doctor, 1, deadline)
     token.permit(patient, doctor, 1, deadline, sig.v, sig.r, sig.s, {"from": doctor})
