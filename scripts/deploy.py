@@ -22,7 +22,7 @@ from brownie import (
 
 from aidoc.config import DeploySettings
 from aidoc.deployments import Deployment, save_deployment
-from aidoc.errors import ConfigError
+from aidoc.errors import ConfigError, exit_on_user_error
 
 
 @dataclass
@@ -62,6 +62,7 @@ def deployer_account(settings: DeploySettings):
     raise ConfigError("no deployer: set AIDOC_DEPLOYER_KEYSTORE to a Brownie keystore id (brownie accounts new ID)")
 
 
+@exit_on_user_error
 def main() -> Marketplace:
     settings = DeploySettings()
     deployer = deployer_account(settings)

@@ -38,7 +38,7 @@ from aidoc.cid import cid_v1_raw
 from aidoc.config import AID, DeploySettings
 from aidoc.constants import DataType, Purpose, input_types_mask
 from aidoc.deployments import load_deployment
-from aidoc.errors import AidocError, ConfigError, DeploymentNotFound
+from aidoc.errors import AidocError, ConfigError, DeploymentNotFound, exit_on_user_error
 from aidoc.market import DiagnosisRequest
 from aidoc.signing import sign_consent_grant, sign_consent_revocation, sign_permit
 from scripts.deploy import Marketplace
@@ -109,6 +109,7 @@ def _aid(amount: int) -> str:
     return f"{amount / AID:,.2f} AID"
 
 
+@exit_on_user_error
 def main() -> None:
     settings = DeploySettings()
     actors = _actors()

@@ -31,3 +31,16 @@ def test_missing_deployment_says_what_to_run(tmp_path):
         load_deployment(tmp_path, 31337)
     assert isinstance(caught.value, AidocError)
     assert "\n" not in str(caught.value)
+
+
+def test_entry_points_turn_user_errors_into_one_line(capsys):
+    from aidoc.errors import exit_on_user_error
+
+    @exit_on_user_error
+    def entry():
+        raise ConfigError("AIDOC_MIN_STAKE='x' is not a whole number; set it to an integer")
+
+    with pytest.raises(SystemExit) as exited:
+        entry()
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == "error: AIDOC_MIN_STAKE='x' is not a whole number; set it to an integer\n"
