@@ -19,6 +19,8 @@ SOLC_DIR := $(CURDIR)/.solcx
 export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export SOLCX_BINARY_PATH := $(SOLC_DIR)
 export PYTHONDONTWRITEBYTECODE := 1
+# Brownie 1.22 warns about its own deprecated snapshot API on every call; nothing to act on.
+export PYTHONWARNINGS := ignore::FutureWarning
 
 BROWNIE := $(BIN)/brownie
 # Brownie 1.22 calls its own deprecated snapshot API on every isolated test.

@@ -92,7 +92,6 @@ interface IDiagnosisMarket {
     error EmptyResultCid(uint256 requestId);
     error InvalidReason(uint8 reason);
     error EmptyBatch();
-    error MixedNodesInBatch(uint256 requestId);
     error RequestNotFulfilled(uint256 requestId, Status status);
     error AlreadyRated(uint256 requestId);
     error InvalidTimeout(uint64 requestTimeout);
