@@ -17,12 +17,12 @@ from brownie import (
     NodeRegistry,
     accounts,
     chain,
-    network,
+    web3,
 )
 
 from aidoc.config import DeploySettings
-from aidoc.deployments import Deployment, save_deployment
-from aidoc.errors import ConfigError, exit_on_user_error
+from aidoc.deployments import Deployment, load_deployment, save_deployment
+from aidoc.errors import ConfigError, DeploymentNotFound, exit_on_user_error
 
 
 @dataclass
@@ -57,14 +57,36 @@ def deployer_account(settings: DeploySettings):
     """The deploying account: a keystore on live networks, the first dev account otherwise."""
     if settings.deployer_keystore:
         return accounts.load(settings.deployer_keystore)
-    if network.show_active() in ("development", "anvil", "ganache-cli") or len(accounts) > 0:
+    if len(accounts) > 0:  # a development chain's unlocked accounts
         return accounts[0]
     raise ConfigError("no deployer: set AIDOC_DEPLOYER_KEYSTORE to a Brownie keystore id (brownie accounts new ID)")
 
 
-@exit_on_user_error
-def main() -> Marketplace:
-    settings = DeploySettings()
+def attach_marketplace(deployment: Deployment) -> Marketplace:
+    """The contracts a deployment record points at."""
+    return Marketplace(
+        token=AIDToken.at(deployment.address("AIDToken")),
+        consents=ConsentRegistry.at(deployment.address("ConsentRegistry")),
+        models=ModelRegistry.at(deployment.address("ModelRegistry")),
+        nodes=NodeRegistry.at(deployment.address("NodeRegistry")),
+        market=DiagnosisMarket.at(deployment.address("DiagnosisMarket")),
+    )
+
+
+def current_marketplace(settings: DeploySettings) -> Marketplace:
+    """This chain's marketplace: the recorded deployment if its contracts are live, else a new one."""
+    try:
+        deployment = load_deployment(settings.deployments_dir, chain.id)
+    except DeploymentNotFound:
+        deployment = None
+    if deployment is not None and len(web3.eth.get_code(deployment.address("DiagnosisMarket"))) > 0:
+        return attach_marketplace(deployment)
+    print(f"No live marketplace recorded for chain {chain.id}: deploying one.")
+    return deploy_and_record(settings)
+
+
+def deploy_and_record(settings: DeploySettings) -> Marketplace:
+    """Deploys from the configured account and writes deployments/<chainId>.json."""
     deployer = deployer_account(settings)
     marketplace = deploy_marketplace(deployer, settings)
     deployment = Deployment(
@@ -82,3 +104,8 @@ def main() -> Marketplace:
     path = save_deployment(settings.deployments_dir, deployment)
     print(f"Deployed the AIDoc marketplace on chain {chain.id}; addresses in {path}")
     return marketplace
+
+
+@exit_on_user_error
+def main() -> Marketplace:
+    return deploy_and_record(DeploySettings())

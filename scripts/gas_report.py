@@ -20,28 +20,19 @@ from aidoc.config import AID, PROJECT_ROOT, DeploySettings
 from aidoc.constants import DataType, FailureReason, Purpose, input_types_mask
 from aidoc.market import DiagnosisRequest
 from aidoc.signing import sign_consent_grant, sign_permit
+from scripts.accounts import fresh_local_account
 from scripts.deploy import deploy_marketplace
+from scripts.stand_ins import stand_in_ciphertext
 
 TARGETS = {"grantConsent": 50_000, "requestDiagnosis": 120_000, "fulfil": 90_000, "fulfilBatch per request @32": 45_000}
 BATCH_SIZES = (1, 8, 32, 128)
 PRICE, ROYALTY, FEE = 10 * AID, 2 * AID, 3 * AID
 
 
-def _key_account(funder):
-    account = accounts.add("0x" + secrets.token_hex(32))
-    funder.transfer(account, "1 ether")
-    return account
-
-
-def _blob_cid() -> tuple[str, str]:
-    blob = secrets.token_bytes(512)
-    return cid_v1_raw(blob), web3.keccak(blob).hex()
-
-
 class Bench:
     def __init__(self):
         self.admin, self.provider, self.node = accounts[0], accounts[1], accounts[2]
-        self.doctor = _key_account(self.admin)
+        self.doctor = fresh_local_account(self.admin)
         self.settings = DeploySettings(min_stake=1_000 * AID)
         self.m = deploy_marketplace(self.admin, self.settings)
         self.gas: dict[str, int] = {}
@@ -52,15 +43,15 @@ class Bench:
         m.token.approve(m.nodes, 2**255, {"from": self.node})
         m.nodes.register(1_000 * AID, FEE, "0x" + "11" * 32, input_types_mask(DataType.LAB_PANEL), False,
                          {"from": self.node})
-        self.model_id = m.models.registerModel("panel-mlp", _blob_cid()[0], "0x" + "22" * 32, DataType.LAB_PANEL,
+        self.model_id = m.models.registerModel("panel-mlp", stand_in_ciphertext(512)[0], "0x" + "22" * 32, DataType.LAB_PANEL,
                                                PRICE, {"from": self.provider}).return_value
         # A standing open request keeps the market's balance non-zero, as it is in a live market.
         self.standing = self.patient_record()
 
     def patient_record(self):
         """A new patient with a record consented to the doctor, paid one royalty already."""
-        patient = _key_account(self.admin)
-        cid, digest = _blob_cid()
+        patient = fresh_local_account(self.admin)
+        cid, digest = stand_in_ciphertext(512)
         record = self.m.consents.registerRecord(cid, digest, DataType.LAB_PANEL, cid, ROYALTY,
                                                 {"from": patient}).return_value
         self.m.consents.grantConsent(record, self.doctor, Purpose.DIAGNOSIS, chain.time() + 86400 * 365,
@@ -85,21 +76,21 @@ class Bench:
         self.request(self.standing[1])  # stays open
 
         patient, record = self.patient_record()
-        cid, digest = _blob_cid()
+        cid, digest = stand_in_ciphertext(512)
         gas["registerRecord"] = m.consents.registerRecord(cid, digest, DataType.LAB_PANEL, cid, ROYALTY,
                                                           {"from": patient}).gas_used
-        grantee = _key_account(self.admin)
+        grantee = fresh_local_account(self.admin)
         gas["grantConsent"] = m.consents.grantConsent(record, grantee, Purpose.DIAGNOSIS, chain.time() + 86400,
                                                       {"from": patient}).gas_used
         gas["revokeConsent"] = m.consents.revokeConsent(record, grantee, Purpose.DIAGNOSIS, {"from": patient}).gas_used
         gas["grantConsentBySig"] = self._grant_by_sig(patient, record, grantee)
-        others = [_key_account(self.admin) for _ in range(8)]
+        others = [fresh_local_account(self.admin) for _ in range(8)]
         batch = [(record, g, Purpose.RESEARCH, chain.time() + 86400) for g in others]
         gas["grantConsentBatch per grant @8"] = m.consents.grantConsentBatch(batch, {"from": patient}).gas_used // 8
 
         gas["registerModel"] = m.models.registerModel("panel-mlp", cid, "0x" + "44" * 32, DataType.LAB_PANEL,
                                                       PRICE, {"from": self.provider}).gas_used
-        staker = _key_account(self.admin)
+        staker = fresh_local_account(self.admin)
         m.token.transfer(staker, 1_000 * AID, {"from": self.admin})
         m.token.approve(m.nodes, 1_000 * AID, {"from": staker})
         gas["registerNode (stake)"] = m.nodes.register(1_000 * AID, FEE, "0x" + "55" * 32,

@@ -16,17 +16,11 @@ ids; the script deploys first unless deployments/<chainId>.json points at live c
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 from dataclasses import dataclass
 
 from brownie import (
-    AIDToken,
-    ConsentRegistry,
-    DiagnosisMarket,
-    ModelRegistry,
-    NodeRegistry,
     accounts,
     chain,
     network,
@@ -34,15 +28,14 @@ from brownie import (
 )
 from brownie.exceptions import VirtualMachineError
 
-from aidoc.cid import cid_v1_raw
 from aidoc.config import AID, DeploySettings
 from aidoc.constants import DataType, Purpose, input_types_mask
-from aidoc.deployments import load_deployment
-from aidoc.errors import AidocError, ConfigError, DeploymentNotFound, exit_on_user_error
+from aidoc.errors import AidocError, ConfigError, exit_on_user_error
 from aidoc.market import DiagnosisRequest
 from aidoc.signing import sign_consent_grant, sign_consent_revocation, sign_permit
-from scripts.deploy import Marketplace
-from scripts.deploy import main as deploy_main
+from scripts.accounts import fresh_local_account
+from scripts.deploy import current_marketplace
+from scripts.stand_ins import stand_in_ciphertext
 
 DEV_NETWORKS = ("development", "anvil", "ganache-cli")
 MODEL_PRICE = 10 * AID
@@ -59,18 +52,11 @@ class Actors:
     patients: list
 
 
-def _fresh_account(funder):
-    # A random key, kept in memory for this run only (Brownie's accounts.add() would print a mnemonic).
-    account = accounts.add("0x" + secrets.token_hex(32))
-    funder.transfer(account, "1 ether")
-    return account
-
-
 def _actors() -> Actors:
     if network.show_active() in DEV_NETWORKS:
         admin = accounts[0]
-        return Actors(admin=admin, doctor=_fresh_account(admin), provider=accounts[1], node=accounts[2],
-                      patients=[_fresh_account(admin) for _ in range(3)])
+        return Actors(admin=admin, doctor=fresh_local_account(admin), provider=accounts[1], node=accounts[2],
+                      patients=[fresh_local_account(admin) for _ in range(3)])
     keystores = {role: os.environ.get(f"AIDOC_{role}_KEYSTORE", "") for role in
                  ("ADMIN", "PATIENT", "DOCTOR", "PROVIDER", "NODE")}
     missing = [f"AIDOC_{role}_KEYSTORE" for role, ident in keystores.items() if not ident]
@@ -81,30 +67,6 @@ def _actors() -> Actors:
                   patients=[loaded["PATIENT"]])
 
 
-def _marketplace(settings: DeploySettings) -> Marketplace:
-    """The deployed contracts of this chain, deploying them first where there are none."""
-    try:
-        deployment = load_deployment(settings.deployments_dir, chain.id)
-        if len(web3.eth.get_code(deployment.address("DiagnosisMarket"))) == 0:
-            raise DeploymentNotFound("stale deployment record")
-    except DeploymentNotFound:
-        print("No live deployment on this chain: deploying first.")
-        return deploy_main()
-    return Marketplace(
-        token=AIDToken.at(deployment.address("AIDToken")),
-        consents=ConsentRegistry.at(deployment.address("ConsentRegistry")),
-        models=ModelRegistry.at(deployment.address("ModelRegistry")),
-        nodes=NodeRegistry.at(deployment.address("NodeRegistry")),
-        market=DiagnosisMarket.at(deployment.address("DiagnosisMarket")),
-    )
-
-
-def _stand_in_ciphertext(size: int) -> tuple[str, str]:
-    """(CID, sha256) of random bytes standing in for an encrypted payload."""
-    blob = secrets.token_bytes(size)
-    return cid_v1_raw(blob), "0x" + hashlib.sha256(blob).hexdigest()
-
-
 def _aid(amount: int) -> str:
     return f"{amount / AID:,.2f} AID"
 
@@ -113,7 +75,7 @@ def _aid(amount: int) -> str:
 def main() -> None:
     settings = DeploySettings()
     actors = _actors()
-    m = _marketplace(settings)
+    m = current_marketplace(settings)
     start_block = chain.height
     admin, doctor, provider, node, patients = actors.admin, actors.doctor, actors.provider, actors.node, actors.patients
     tx = {"from": admin}
@@ -125,8 +87,8 @@ def main() -> None:
     print("\n== Patients register encrypted lab panels (ciphertext CID + ciphertext hash only)")
     record_ids = []
     for patient in patients:
-        cid, digest = _stand_in_ciphertext(2048)
-        envelope_cid, _ = _stand_in_ciphertext(96)
+        cid, digest = stand_in_ciphertext(2048)
+        envelope_cid, _ = stand_in_ciphertext(96)
         receipt = m.consents.registerRecord(cid, digest, DataType.LAB_PANEL, envelope_cid, ROYALTY, {"from": patient})
         record_ids.append(receipt.return_value)
         print(f"  record {receipt.return_value} of {patient.address[:10]}: {cid}")
@@ -154,7 +116,7 @@ def main() -> None:
             print(f"  record {record_id}: granted directly")
 
     print("\n== A provider registers a model, a node stakes")
-    weights_cid, weights_sha = _stand_in_ciphertext(4096)
+    weights_cid, weights_sha = stand_in_ciphertext(4096)
     model_id = m.models.registerModel("breast-cancer-mlp", weights_cid, weights_sha, DataType.LAB_PANEL,
                                       MODEL_PRICE, {"from": provider}).return_value
     print(f"  model {model_id}: breast-cancer-mlp v{m.models.getModel(model_id)[5]}, {_aid(MODEL_PRICE)} per call")
@@ -193,7 +155,7 @@ def main() -> None:
     print("\n== The node fulfils: one alone, the rest in one batch")
 
     def fulfilment(request_id, request):
-        result_cid, _ = _stand_in_ciphertext(256)
+        result_cid, _ = stand_in_ciphertext(256)
         commitment = web3.keccak(secrets.token_bytes(32) + result_cid.encode())  # salted: reveals nothing
         return (request_id, request.as_tuple(), commitment, result_cid)
 

@@ -3,7 +3,6 @@ test (Brownie's fn_isolation), with actors holding AID and patients holding sign
 
 from __future__ import annotations
 
-import secrets
 from contextlib import contextmanager
 
 import pytest
@@ -14,6 +13,7 @@ from hexbytes import HexBytes
 from aidoc.config import AID, DeploySettings
 from aidoc.constants import DataType, Purpose, input_types_mask
 from aidoc.market import DiagnosisRequest
+from scripts.accounts import fresh_local_account
 from scripts.deploy import deploy_marketplace
 
 MODEL_PRICE = 10 * AID
@@ -126,22 +126,15 @@ def node2():
     return accounts[7]
 
 
-def _local_account(funder):
-    """A fresh account with a random key held in memory only (no key lives in the repository)."""
-    account = accounts.add("0x" + secrets.token_hex(32))  # accounts.add() would print its mnemonic
-    funder.transfer(account, "10 ether")
-    return account
-
-
 @pytest.fixture(scope="module")
 def patient(admin):
     """A patient with a local key, so tests can sign EIP-712 consents for it."""
-    return _local_account(admin)
+    return fresh_local_account(admin)
 
 
 @pytest.fixture(scope="module")
 def patient2(admin):
-    return _local_account(admin)
+    return fresh_local_account(admin)
 
 
 @pytest.fixture(scope="module")
