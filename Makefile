@@ -81,8 +81,11 @@ fuzz: install
 	AIDOC_STATEFUL_EXAMPLES=$${AIDOC_STATEFUL_EXAMPLES:-100} AIDOC_STATEFUL_STEPS=$${AIDOC_STATEFUL_STEPS:-100} \
 		$(BROWNIE) test tests/test_stateful_market.py $(PYTEST_WARNINGS)
 
+# Steady-state gas per operation (reports/gas.json), then Brownie's gas profile of the whole suite.
 gas: install
 	$(BROWNIE) run scripts/gas_report.py
+	mkdir -p reports
+	$(BROWNIE) test --gas $(PYTEST_WARNINGS) | tee reports/gas-profile.txt
 
 # ---------------------------------------------------------------- demo
 
