@@ -15,12 +15,15 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
     /// @notice Role of the contracts that log a node's actual use of a record (the market).
     bytes32 public constant ACCESS_LOGGER_ROLE = keccak256("ACCESS_LOGGER_ROLE");
 
+    /// @notice EIP-712 type of a signed grant (see aidoc/signing.py for the off-chain side).
     bytes32 public constant CONSENT_GRANT_TYPEHASH = keccak256(
         "ConsentGrant(uint256 recordId,address grantee,uint8 purposes,uint64 expiry,uint256 nonce,uint256 deadline)"
     );
+    /// @notice EIP-712 type of a signed revocation.
     bytes32 public constant CONSENT_REVOCATION_TYPEHASH =
         keccak256("ConsentRevocation(uint256 recordId,address grantee,uint8 purposes,uint256 nonce,uint256 deadline)");
 
+    /// @notice Highest known data type code (1 lab panel, 2 ECG, 3 image).
     uint8 public constant MAX_DATA_TYPE = 3;
 
     uint256 private _recordCount;
@@ -116,6 +119,12 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
     function revokeConsent(uint256 recordId, address grantee, uint8 purposes) external {
         _ownedRecord(recordId, msg.sender);
         _revoke(recordId, grantee, purposes);
+        _invalidateSignatures(msg.sender);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function invalidateSignatures() external {
+        _invalidateSignatures(msg.sender);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -158,13 +167,13 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
     function checkAccess(uint256 recordId, address grantee, uint8 purpose)
         external
         view
-        returns (address owner, uint80 royalty, uint8 dataType)
+        returns (address owner, uint80 royalty, uint8 dataType, uint64 expiry)
     {
         Record storage record = _liveRecord(recordId);
         Grant memory grant = _grants[recordId][grantee];
         if (purpose == 0 || grant.purposes & purpose != purpose) revert ConsentMissing(recordId, grantee, purpose);
         if (block.timestamp >= grant.expiry) revert ConsentExpired(recordId, grantee, grant.expiry);
-        return (record.owner, record.royalty, record.dataType);
+        return (record.owner, record.royalty, record.dataType, grant.expiry);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -196,6 +205,11 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         if (expiry <= block.timestamp) revert ConsentExpiryInPast(expiry);
         _grants[recordId][grantee] = Grant({purposes: purposes, expiry: expiry});
         emit ConsentGranted(recordId, grantee, purposes, expiry);
+    }
+
+    function _invalidateSignatures(address owner) private {
+        _useNonce(owner);
+        emit SignaturesInvalidated(owner, nonces(owner));
     }
 
     function _revoke(uint256 recordId, address grantee, uint8 purposes) private {

@@ -19,12 +19,17 @@ import {FailureReasons} from "./libraries/FailureReasons.sol";
 contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
+    /// @notice Bounds of the governance-set request timeout.
     uint64 public constant MIN_REQUEST_TIMEOUT = 1 minutes;
     uint64 public constant MAX_REQUEST_TIMEOUT = 30 days;
 
+    /// @notice The AID token escrowed and paid out.
     IERC20 public immutable token;
+    /// @notice Where consent is checked and access is logged.
     IConsentRegistry public immutable consents;
+    /// @notice Where model terms come from and ratings go.
     IModelRegistry public immutable models;
+    /// @notice Where node terms come from and outcomes go.
     INodeRegistry public immutable nodes;
 
     /// @inheritdoc IDiagnosisMarket
@@ -69,12 +74,12 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
     // ------------------------------------------------------------------ requester
 
     /// @inheritdoc IDiagnosisMarket
-    function requestDiagnosis(uint256 recordId, uint256 modelId, address node, bytes32 resultKey)
+    function requestDiagnosis(uint256 recordId, uint256 modelId, address node, bytes32 resultKey, uint256 maxTotal)
         external
         nonReentrant
         returns (uint256 requestId)
     {
-        return _request(recordId, modelId, node, resultKey);
+        return _request(recordId, modelId, node, resultKey, maxTotal);
     }
 
     /// @inheritdoc IDiagnosisMarket
@@ -83,6 +88,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         uint256 modelId,
         address node,
         bytes32 resultKey,
+        uint256 maxTotal,
         uint256 permitValue,
         uint256 permitDeadline,
         uint8 v,
@@ -94,7 +100,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         // below decides (as OpenZeppelin recommends for permit consumers).
         try IERC20Permit(address(token)).permit(msg.sender, address(this), permitValue, permitDeadline, v, r, s) {}
             catch {}
-        return _request(recordId, modelId, node, resultKey);
+        return _request(recordId, modelId, node, resultKey, maxTotal);
     }
 
     /// @inheritdoc IDiagnosisMarket
@@ -102,13 +108,18 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         RequestState storage state = _pendingRequest(requestId, request);
         if (msg.sender != request.requester) revert NotRequester(requestId, msg.sender);
         bool timedOut = block.timestamp > request.deadline;
-        if (!timedOut && consents.hasConsent(request.recordId, request.requester, Purposes.DIAGNOSIS)) {
-            revert NotCancellable(requestId, request.deadline);
-        }
+        bool consentHeld = consents.hasConsent(request.recordId, request.requester, Purposes.DIAGNOSIS);
+        if (!timedOut && consentHeld) revert NotCancellable(requestId, request.deadline);
         state.status = Status.Cancelled;
         emit DiagnosisCancelled(requestId, request.requester, timedOut);
         token.safeTransfer(request.requester, _total(request));
-        if (timedOut) nodes.recordTimedOut(request.node);
+        // A node cannot fulfil a request whose consent is gone, so that timeout is not its fault.
+        if (timedOut && consentHeld) {
+            try nodes.recordTimedOut(request.node) {}
+            catch {
+                emit ReputationNotRecorded(request.node);
+            }
+        }
     }
 
     /// @inheritdoc IDiagnosisMarket
@@ -160,14 +171,15 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
             Fulfilment calldata item = fulfilments[i];
             Request calldata request = item.request;
             RequestState storage state = _requests[item.requestId];
+            if (state.status == Status.None) revert UnknownRequest(item.requestId);
+            if (state.digest != _digest(request)) revert RequestMismatch(item.requestId);
+            if (msg.sender != request.node) revert NotAssignedNode(item.requestId, msg.sender);
             // A request cancelled, failed or fulfilled since the node built this batch is skipped,
             // so that one lost race does not revert the other fulfilments.
             if (state.status != Status.Pending) {
                 emit FulfilmentSkipped(item.requestId, state.status);
                 continue;
             }
-            if (state.digest != _digest(request)) revert RequestMismatch(item.requestId);
-            if (msg.sender != request.node) revert NotAssignedNode(item.requestId, msg.sender);
             if (block.timestamp > request.deadline) {
                 emit FulfilmentSkipped(item.requestId, Status.Pending);
                 continue;
@@ -213,7 +225,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         }
         _pay(toProvider.to, toProvider.amount);
         _pay(toOwner.to, toOwner.amount);
-        _report(msg.sender, toReport);
+        _report(account, msg.sender, toReport);
     }
 
     /// @inheritdoc IDiagnosisMarket
@@ -228,18 +240,23 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         state.status = Status.Failed;
         emit DiagnosisFailed(requestId, request.node, reason);
         token.safeTransfer(request.requester, _total(request));
-        if (nodesFault) nodes.recordFailed(request.node);
+        if (nodesFault) {
+            try nodes.recordFailed(request.node) {}
+            catch {
+                emit ReputationNotRecorded(request.node);
+            }
+        }
     }
 
     /// @inheritdoc IDiagnosisMarket
     function withdrawNodeEarnings(address to) external nonReentrant {
         if (to == address(0) || to == address(this)) revert InvalidRecipient(to);
-        NodeAccount memory account = _nodeAccounts[msg.sender];
-        if (account.earnings == 0) revert NothingToWithdraw(msg.sender);
-        delete _nodeAccounts[msg.sender];
-        emit NodeEarningsWithdrawn(msg.sender, to, account.earnings);
-        token.safeTransfer(to, account.earnings);
-        _report(msg.sender, account.unreportedFulfilments);
+        NodeAccount storage account = _nodeAccounts[msg.sender];
+        uint256 amount = account.earnings;
+        if (amount == 0) revert NothingToWithdraw(msg.sender);
+        account.earnings = 0;
+        emit NodeEarningsWithdrawn(msg.sender, to, amount);
+        token.safeTransfer(to, amount);
     }
 
     /// @inheritdoc IDiagnosisMarket
@@ -247,7 +264,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         NodeAccount storage account = _nodeAccounts[node];
         uint64 unreported = account.unreportedFulfilments;
         account.unreportedFulfilments = 0;
-        _report(node, unreported);
+        _report(account, node, unreported);
     }
 
     // ------------------------------------------------------------------ governance and views
@@ -281,34 +298,43 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
 
     // ------------------------------------------------------------------ internals
 
-    function _request(uint256 recordId, uint256 modelId, address node, bytes32 resultKey)
+    function _request(uint256 recordId, uint256 modelId, address node, bytes32 resultKey, uint256 maxTotal)
         private
         returns (uint256 requestId)
     {
         if (resultKey == bytes32(0)) revert ZeroResultKey();
-        (address dataOwner, uint80 royalty, uint8 dataType) =
-            consents.checkAccess(recordId, msg.sender, Purposes.DIAGNOSIS);
-        (address provider, uint80 price, uint8 inputType) = models.requireActive(modelId);
-        if (inputType != dataType) revert InputTypeMismatch(modelId, inputType, dataType);
-        (uint80 nodeFee, uint16 inputTypes) = nodes.requireActive(node);
-        if (inputTypes & (uint16(1) << dataType) == 0) revert NodeUnsupportedInput(node, dataType);
+        Request memory request = _terms(recordId, modelId, node);
+        uint256 total = _total(request);
+        if (total > maxTotal) revert PriceAboveLimit(total, maxTotal);
 
-        Request memory request = Request({
-            requester: msg.sender,
-            node: node,
-            provider: provider,
-            dataOwner: dataOwner,
-            recordId: recordId,
-            modelId: modelId,
-            modelFee: price,
-            royalty: royalty,
-            nodeFee: nodeFee,
-            deadline: uint64(block.timestamp) + requestTimeout
-        });
         requestId = ++_requestCount;
         _requests[requestId] = RequestState({digest: _digest(request), status: Status.Pending, rated: false});
         emit DiagnosisRequested(requestId, msg.sender, node, request, resultKey);
-        token.safeTransferFrom(msg.sender, address(this), _total(request));
+        token.safeTransferFrom(msg.sender, address(this), total);
+    }
+
+    /// @dev The terms of a new request by the caller, after every check a request must pass.
+    function _terms(uint256 recordId, uint256 modelId, address node) private view returns (Request memory request) {
+        request.requester = msg.sender;
+        request.node = node;
+        request.recordId = recordId;
+        request.modelId = modelId;
+        request.deadline = uint64(block.timestamp) + requestTimeout;
+
+        uint8 dataType;
+        uint64 expiry;
+        (request.dataOwner, request.royalty, dataType, expiry) =
+            consents.checkAccess(recordId, msg.sender, Purposes.DIAGNOSIS);
+        // A consent that lapses before the deadline would leave the node nothing it may do.
+        if (expiry <= request.deadline) revert ConsentExpiresBeforeDeadline(recordId, expiry, request.deadline);
+
+        uint8 inputType;
+        (request.provider, request.modelFee, inputType) = models.requireActive(modelId);
+        if (inputType != dataType) revert InputTypeMismatch(modelId, inputType, dataType);
+
+        uint16 inputTypes;
+        (request.nodeFee, inputTypes) = nodes.requireActive(node);
+        if (inputTypes & (uint16(1) << dataType) == 0) revert NodeUnsupportedInput(node, dataType);
     }
 
     function _pendingRequest(uint256 requestId, Request calldata request)
@@ -336,10 +362,16 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         payout.amount += amount;
     }
 
-    function _report(address node, uint64 fulfilments) private {
+    /// @dev Reports fulfilments to the NodeRegistry; if it refuses (a misconfigured role), they go
+    /// back into the node's account to be synced later instead of blocking the settlement.
+    function _report(NodeAccount storage account, address node, uint64 fulfilments) private {
         if (fulfilments == 0) return;
-        emit ReputationSynced(node, fulfilments);
-        nodes.recordFulfilled(node, fulfilments);
+        try nodes.recordFulfilled(node, fulfilments) {
+            emit ReputationSynced(node, fulfilments);
+        } catch {
+            account.unreportedFulfilments += fulfilments;
+            emit ReputationNotRecorded(node);
+        }
     }
 
     function _pay(address to, uint256 amount) private {

@@ -12,6 +12,7 @@ contract ModelRegistry is IModelRegistry, AccessControl {
     /// @notice Contracts that record ratings after checking the rater's fulfilled request (the market).
     bytes32 public constant RATER_ROLE = keccak256("RATER_ROLE");
 
+    /// @notice Highest known input type code; the same codes as ConsentRegistry data types.
     uint8 public constant MAX_INPUT_TYPE = 3;
 
     uint256 private _modelCount;

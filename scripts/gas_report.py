@@ -60,7 +60,8 @@ class Bench:
         return patient, record
 
     def request(self, record) -> tuple[int, DiagnosisRequest, int]:
-        tx = self.m.market.requestDiagnosis(record, self.model_id, self.node, "0x" + "33" * 32, {"from": self.doctor})
+        tx = self.m.market.requestDiagnosis(record, self.model_id, self.node, "0x" + "33" * 32, PRICE + ROYALTY + FEE,
+                                            {"from": self.doctor})
         event = tx.events["DiagnosisRequested"]
         return event["requestId"], DiagnosisRequest.from_event_field(event["request"]), tx.gas_used
 
@@ -136,7 +137,7 @@ class Bench:
         total, deadline = PRICE + ROYALTY + FEE, chain.time() + 3600
         permit = sign_permit(doctor.private_key, chain_id=chain.id, token=m.token.address, owner=doctor.address,
                              spender=m.market.address, value=total, nonce=m.token.nonces(doctor), deadline=deadline)
-        used = m.market.requestDiagnosisWithPermit(record, self.model_id, self.node, "0x" + "33" * 32, total,
+        used = m.market.requestDiagnosisWithPermit(record, self.model_id, self.node, "0x" + "33" * 32, total, total,
                                                    deadline, permit.v, permit.r, permit.s, {"from": doctor}).gas_used
         m.token.approve(m.market, 2**255, {"from": doctor})
         return used

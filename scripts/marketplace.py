@@ -140,13 +140,14 @@ def main() -> None:
             permit = sign_permit(doctor.private_key, chain_id=chain.id, token=m.token.address, owner=doctor.address,
                                  spender=m.market.address, value=total, nonce=m.token.nonces(doctor),
                                  deadline=permit_deadline)
-            receipt = m.market.requestDiagnosisWithPermit(record_id, model_id, node, result_key, total,
+            receipt = m.market.requestDiagnosisWithPermit(record_id, model_id, node, result_key, total, total,
                                                           permit_deadline, permit.v, permit.r, permit.s,
                                                           {"from": doctor})
             how = "with an ERC-2612 permit in the same transaction"
         else:
             m.token.approve(m.market, MODEL_PRICE + ROYALTY + NODE_FEE, {"from": doctor})
-            receipt = m.market.requestDiagnosis(record_id, model_id, node, result_key, {"from": doctor})
+            receipt = m.market.requestDiagnosis(record_id, model_id, node, result_key, MODEL_PRICE + ROYALTY + NODE_FEE,
+                                                 {"from": doctor})
             how = "after an approve"
         event = receipt.events["DiagnosisRequested"]
         requests.append((event["requestId"], DiagnosisRequest.from_event_field(event["request"])))
@@ -191,7 +192,8 @@ def main() -> None:
                                   revocation.signature, {"from": doctor})
     m.token.approve(m.market, MODEL_PRICE + ROYALTY + NODE_FEE, {"from": doctor})
     try:
-        m.market.requestDiagnosis(record_ids[0], model_id, node, result_key, {"from": doctor})
+        m.market.requestDiagnosis(record_ids[0], model_id, node, result_key, MODEL_PRICE + ROYALTY + NODE_FEE,
+                                  {"from": doctor})
         raise AidocError("a request without consent was accepted")
     except VirtualMachineError as error:
         print(f"  refused: {error.revert_msg}")

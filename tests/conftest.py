@@ -197,9 +197,9 @@ def grant(consents, owner, record_id, grantee, purposes=Purpose.DIAGNOSIS, days=
     return consents.grantConsent(record_id, grantee, purposes, now() + days * DAY, {"from": owner})
 
 
-def make_request(token, market, requester, record_id, model_id, node_account):
+def make_request(token, market, requester, record_id, model_id, node_account, max_total=10_000 * AID):
     token.approve(market, 10_000 * AID, {"from": requester})
-    tx = market.requestDiagnosis(record_id, model_id, node_account, RESULT_KEY, {"from": requester})
+    tx = market.requestDiagnosis(record_id, model_id, node_account, RESULT_KEY, max_total, {"from": requester})
     request = DiagnosisRequest.from_event_field(tx.events["DiagnosisRequested"]["request"])
     return tx.events["DiagnosisRequested"]["requestId"], request, tx
 

@@ -110,7 +110,9 @@ def test_grant_consent_per_purpose_with_expiry(consents, patient, record_id, doc
     assert not consents.hasConsent(record_id, doctor, Purpose.TRAINING)
     assert not consents.hasConsent(record_id, doctor, Purpose.INSURANCE)
     assert not consents.hasConsent(record_id, doctor, 0)
-    assert plain(consents.checkAccess(record_id, doctor, Purpose.DIAGNOSIS)) == (patient.address, ROYALTY, DataType.LAB_PANEL)
+    assert plain(consents.checkAccess(record_id, doctor, Purpose.DIAGNOSIS)) == (
+        patient.address, ROYALTY, DataType.LAB_PANEL, expiry
+    )
 
     chain.sleep(10 * DAY + 1)
     chain.mine()
@@ -295,3 +297,26 @@ def test_domain_separator_is_exposed(consents):
     assert fields[1] == "AIDoc ConsentRegistry" and fields[2] == "1"
     assert fields[3] == chain.id and fields[4] == consents.address
     assert int(consents.DOMAIN_SEPARATOR().hex(), 16) != 0
+
+
+def test_revocation_voids_grants_signed_but_not_yet_submitted(consents, patient, record_id, doctor):
+    """A patient signs a grant, grants and revokes on-chain; the old signature must not bring it back."""
+    expiry, deadline = now() + DAY, now() + 30 * DAY
+    pending = _signed_grant(consents, patient, record_id, doctor, Purpose.DIAGNOSIS, expiry, deadline)
+    grant(consents, patient, record_id, doctor)
+    tx = consents.revokeConsent(record_id, doctor, Purpose.DIAGNOSIS, {"from": patient})
+    assert event_args(tx, "SignaturesInvalidated") == {"owner": patient.address, "nextNonce": 1}
+    with reverts_with("InvalidConsentSignature", record_id, patient.address):
+        consents.grantConsentBySig(record_id, doctor, Purpose.DIAGNOSIS, expiry, deadline, pending.signature,
+                                   {"from": doctor})
+    assert not consents.hasConsent(record_id, doctor, Purpose.DIAGNOSIS)
+
+
+def test_patient_can_void_outstanding_signatures(consents, patient, record_id, doctor):
+    expiry, deadline = now() + DAY, now() + DAY
+    pending = _signed_grant(consents, patient, record_id, doctor, Purpose.DIAGNOSIS, expiry, deadline)
+    tx = consents.invalidateSignatures({"from": patient})
+    assert event_args(tx, "SignaturesInvalidated") == {"owner": patient.address, "nextNonce": 1}
+    with reverts_with("InvalidConsentSignature", record_id, patient.address):
+        consents.grantConsentBySig(record_id, doctor, Purpose.DIAGNOSIS, expiry, deadline, pending.signature,
+                                   {"from": doctor})

@@ -4,13 +4,14 @@ import pytest
 from brownie import chain, web3
 from eth_abi import encode
 
-from aidoc.constants import DataType, ModelStatus, Purpose, RequestStatus
+from aidoc.constants import DataType, ModelStatus, Purpose, RequestStatus, input_types_mask
 from aidoc.market import DiagnosisRequest
 from aidoc.signing import sign_permit
 from conftest import (
     DAY,
     MODEL_PRICE,
     NODE_FEE,
+    NODE_KEY,
     REQUEST_TIMEOUT,
     RESULT_KEY,
     ROYALTY,
@@ -54,11 +55,11 @@ def test_request_escrows_fees_and_records_terms(token, market, doctor, patient, 
 def test_request_requires_diagnosis_consent(token, market, consents, doctor, patient, record_id, model_id, active_node):
     token.approve(market, TOTAL, {"from": doctor})
     with reverts_with("ConsentMissing", record_id, doctor.address, Purpose.DIAGNOSIS):
-        market.requestDiagnosis(record_id, model_id, active_node, RESULT_KEY, {"from": doctor})
+        market.requestDiagnosis(record_id, model_id, active_node, RESULT_KEY, TOTAL, {"from": doctor})
     # Research and training consent is not diagnosis consent.
     grant(consents, patient, record_id, doctor, Purpose.RESEARCH | Purpose.TRAINING)
     with reverts_with("ConsentMissing", record_id, doctor.address, Purpose.DIAGNOSIS):
-        market.requestDiagnosis(record_id, model_id, active_node, RESULT_KEY, {"from": doctor})
+        market.requestDiagnosis(record_id, model_id, active_node, RESULT_KEY, TOTAL, {"from": doctor})
 
 
 def test_request_rejects_expired_revoked_and_retired_consent(token, market, consents, doctor, patient, record_id,
@@ -68,50 +69,50 @@ def test_request_rejects_expired_revoked_and_retired_consent(token, market, cons
     expiry = event_args(tx, "ConsentGranted")["expiry"]
     chain.sleep(DAY + 1)
     with reverts_with("ConsentExpired", record_id, doctor.address, expiry):
-        market.requestDiagnosis(record_id, model_id, active_node, RESULT_KEY, {"from": doctor})
+        market.requestDiagnosis(record_id, model_id, active_node, RESULT_KEY, TOTAL, {"from": doctor})
     grant(consents, patient, record_id, doctor)
     consents.revokeConsent(record_id, doctor, Purpose.DIAGNOSIS, {"from": patient})
     with reverts_with("ConsentMissing", record_id, doctor.address, Purpose.DIAGNOSIS):
-        market.requestDiagnosis(record_id, model_id, active_node, RESULT_KEY, {"from": doctor})
+        market.requestDiagnosis(record_id, model_id, active_node, RESULT_KEY, TOTAL, {"from": doctor})
     grant(consents, patient, record_id, doctor)
     consents.retireRecord(record_id, {"from": patient})
     with reverts_with("RecordIsRetired", record_id):
-        market.requestDiagnosis(record_id, model_id, active_node, RESULT_KEY, {"from": doctor})
+        market.requestDiagnosis(record_id, model_id, active_node, RESULT_KEY, TOTAL, {"from": doctor})
     with reverts_with("UnknownRecord", 404):
-        market.requestDiagnosis(404, model_id, active_node, RESULT_KEY, {"from": doctor})
+        market.requestDiagnosis(404, model_id, active_node, RESULT_KEY, TOTAL, {"from": doctor})
 
 
 def test_request_requires_an_active_matching_model(token, market, models, doctor, provider, auditor, consented,
                                                    model_id, active_node):
     token.approve(market, TOTAL, {"from": doctor})
     with reverts_with("UnknownModel", 77):
-        market.requestDiagnosis(consented, 77, active_node, RESULT_KEY, {"from": doctor})
+        market.requestDiagnosis(consented, 77, active_node, RESULT_KEY, TOTAL, {"from": doctor})
     ecg_model = register_model(models, provider, data_type=DataType.ECG, name="ecg-cnn")
     with reverts_with("InputTypeMismatch", ecg_model, DataType.ECG, DataType.LAB_PANEL):
-        market.requestDiagnosis(consented, ecg_model, active_node, RESULT_KEY, {"from": doctor})
+        market.requestDiagnosis(consented, ecg_model, active_node, RESULT_KEY, TOTAL, {"from": doctor})
     models.suspend(model_id, "under review", {"from": auditor})
     with reverts_with("ModelNotActive", model_id, ModelStatus.SUSPENDED):
-        market.requestDiagnosis(consented, model_id, active_node, RESULT_KEY, {"from": doctor})
+        market.requestDiagnosis(consented, model_id, active_node, RESULT_KEY, TOTAL, {"from": doctor})
 
 
 def test_request_requires_an_active_capable_node(token, market, nodes, doctor, node2, consented, model_id, active_node):
     token.approve(market, TOTAL, {"from": doctor})
     with reverts_with("NodeNotActive", node2.address):
-        market.requestDiagnosis(consented, model_id, node2, RESULT_KEY, {"from": doctor})
+        market.requestDiagnosis(consented, model_id, node2, RESULT_KEY, TOTAL, {"from": doctor})
     register_node(token, nodes, node2, data_types=(DataType.ECG,))
     with reverts_with("NodeUnsupportedInput", node2.address, DataType.LAB_PANEL):
-        market.requestDiagnosis(consented, model_id, node2, RESULT_KEY, {"from": doctor})
+        market.requestDiagnosis(consented, model_id, node2, RESULT_KEY, TOTAL, {"from": doctor})
     nodes.beginUnbonding({"from": active_node})
     with reverts_with("NodeNotActive", active_node.address):
-        market.requestDiagnosis(consented, model_id, active_node, RESULT_KEY, {"from": doctor})
+        market.requestDiagnosis(consented, model_id, active_node, RESULT_KEY, TOTAL, {"from": doctor})
 
 
 def test_request_requires_result_key_and_allowance(token, market, doctor, consented, model_id, active_node):
     token.approve(market, TOTAL - 1, {"from": doctor})
     with reverts_with("ZeroResultKey"):
-        market.requestDiagnosis(consented, model_id, active_node, "0x" + "00" * 32, {"from": doctor})
+        market.requestDiagnosis(consented, model_id, active_node, "0x" + "00" * 32, TOTAL, {"from": doctor})
     with reverts_with("ERC20InsufficientAllowance", market.address, TOTAL - 1, TOTAL):
-        market.requestDiagnosis(consented, model_id, active_node, RESULT_KEY, {"from": doctor})
+        market.requestDiagnosis(consented, model_id, active_node, RESULT_KEY, TOTAL, {"from": doctor})
     assert market.requestCount() == 0 and token.balanceOf(market) == 0
 
 
@@ -136,7 +137,7 @@ def test_request_with_permit_needs_no_prior_approval(token, market, consents, ad
     assert token.allowance(requester, market) == 0
     deadline = now() + 600
     sig = _permit_for(token, market, requester.private_key, requester.address, TOTAL, deadline)
-    tx = market.requestDiagnosisWithPermit(record_id, model_id, active_node, RESULT_KEY, TOTAL, deadline, sig.v,
+    tx = market.requestDiagnosisWithPermit(record_id, model_id, active_node, RESULT_KEY, TOTAL, TOTAL, deadline, sig.v,
                                            sig.r, sig.s, {"from": requester})
     assert "DiagnosisRequested" in tx.events
     assert token.balanceOf(market) == TOTAL
@@ -152,7 +153,7 @@ def test_request_with_front_run_permit_still_succeeds(token, market, consents, p
     sig = _permit_for(token, market, requester.private_key, requester.address, TOTAL, deadline)
     # Someone copies the permit from the mempool and submits it first.
     token.permit(requester, market, TOTAL, deadline, sig.v, sig.r, sig.s, {"from": stranger})
-    tx = market.requestDiagnosisWithPermit(record_id, model_id, active_node, RESULT_KEY, TOTAL, deadline, sig.v,
+    tx = market.requestDiagnosisWithPermit(record_id, model_id, active_node, RESULT_KEY, TOTAL, TOTAL, deadline, sig.v,
                                            sig.r, sig.s, {"from": requester})
     assert "DiagnosisRequested" in tx.events
 
@@ -165,7 +166,7 @@ def test_request_with_invalid_permit_and_no_allowance_fails_cleanly(token, marke
     deadline = now() + 600
     forged = _permit_for(token, market, patient.private_key, requester.address, TOTAL, deadline)
     with reverts_with("ERC20InsufficientAllowance", market.address, 0, TOTAL):
-        market.requestDiagnosisWithPermit(record_id, model_id, active_node, RESULT_KEY, TOTAL, deadline, forged.v,
+        market.requestDiagnosisWithPermit(record_id, model_id, active_node, RESULT_KEY, TOTAL, TOTAL, deadline, forged.v,
                                           forged.r, forged.s, {"from": requester})
 
 
@@ -190,3 +191,21 @@ def test_requests_get_distinct_ids(token, market, doctor, consented, model_id, a
     ids = [make_request(token, market, doctor, consented, model_id, active_node)[0] for _ in range(3)]
     assert ids == [1, 2, 3]
     assert token.balanceOf(market) == 3 * TOTAL
+
+
+def test_fee_raised_in_front_of_a_request_is_refused(token, market, nodes, doctor, consented, model_id, active_node):
+    """The node sees a request coming and raises its fee first: maxTotal stops the overcharge."""
+    token.approve(market, 10**6 * TOTAL, {"from": doctor})
+    nodes.update(50_000 * 10**18, NODE_KEY, input_types_mask(DataType.LAB_PANEL), False, {"from": active_node})
+    raised = MODEL_PRICE + ROYALTY + 50_000 * 10**18
+    with reverts_with("PriceAboveLimit", raised, TOTAL):
+        market.requestDiagnosis(consented, model_id, active_node, RESULT_KEY, TOTAL, {"from": doctor})
+    assert token.balanceOf(market) == 0
+
+
+def test_consent_must_outlast_the_deadline(token, market, consents, patient, doctor, record_id, model_id, active_node):
+    token.approve(market, TOTAL, {"from": doctor})
+    expiry = now() + REQUEST_TIMEOUT // 2
+    consents.grantConsent(record_id, doctor, Purpose.DIAGNOSIS, expiry, {"from": patient})
+    with reverts_with("ConsentExpiresBeforeDeadline"):
+        market.requestDiagnosis(record_id, model_id, active_node, RESULT_KEY, TOTAL, {"from": doctor})

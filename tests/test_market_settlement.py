@@ -306,7 +306,7 @@ def test_only_requesters_with_a_fulfilled_request_rate(models, market, pending, 
 # ---------------------------------------------------------------- node earnings
 
 
-def test_node_withdraws_earnings_and_syncs_reputation(token, market, nodes, pending, node, stranger):
+def test_node_withdraws_earnings(token, market, nodes, pending, node, stranger):
     request_id, request, _ = pending
     with reverts_with("NothingToWithdraw", node.address):
         market.withdrawNodeEarnings(node, {"from": node})
@@ -321,11 +321,59 @@ def test_node_withdraws_earnings_and_syncs_reputation(token, market, nodes, pend
                                                       "amount": NODE_FEE}
     assert token.balanceOf(stranger) == before + NODE_FEE
     assert token.balanceOf(market) == 0
-    assert nodes.reputationOf(node)[0] == 1
-    assert plain(market.nodeAccount(node)) == (0, 0)
+    # Withdrawing does not depend on the NodeRegistry; the fulfilment waits for a sync.
+    assert plain(market.nodeAccount(node)) == (0, 1)
 
 
 def test_sync_without_pending_fulfilments_changes_nothing(market, nodes, node, stranger):
     tx = market.syncReputation(node, {"from": stranger})
     assert "ReputationSynced" not in tx.events
     assert nodes.reputationOf(node)[0] == 0
+
+
+def test_timeout_after_revocation_is_not_the_nodes_fault(token, market, consents, nodes, pending, patient, doctor,
+                                                         node):
+    request_id, request, _ = pending
+    consents.revokeConsent(request.record_id, doctor, Purpose.DIAGNOSIS, {"from": patient})
+    chain.sleep(REQUEST_TIMEOUT + 1)
+    tx = market.cancel(request_id, request.as_tuple(), {"from": doctor})
+    assert event_args(tx, "DiagnosisCancelled")["timedOut"] is True
+    assert nodes.reputationOf(node)[2] == 0
+
+
+def test_only_the_assigned_node_can_touch_its_requests_in_a_batch(market, pending, node, stranger):
+    request_id, request, _ = pending
+    market.fulfil(request_id, request.as_tuple(), COMMITMENT, RESULT_CID, {"from": node})
+    # No FulfilmentSkipped noise from strangers replaying settled requests.
+    with reverts_with("NotAssignedNode", request_id, stranger.address):
+        market.fulfilBatch([(request_id, request.as_tuple(), COMMITMENT, RESULT_CID)], {"from": stranger})
+    with reverts_with("UnknownRequest", 999):
+        market.fulfilBatch([(999, request.as_tuple(), COMMITMENT, RESULT_CID)], {"from": node})
+
+
+def test_refunds_and_withdrawals_survive_a_misconfigured_registry(token, market, nodes, consented, model_id,
+                                                                  active_node, doctor, admin):
+    """Governance revokes the market's reporter role by mistake: reputation bookkeeping stops, but
+    no escrow is stuck and the node keeps its unreported fulfilments for a later sync."""
+    timed_out = make_request(token, market, doctor, consented, model_id, active_node)
+    failing = make_request(token, market, doctor, consented, model_id, active_node)
+    batched = make_request(token, market, doctor, consented, model_id, active_node)
+    nodes.revokeRole(nodes.REPORTER_ROLE(), market, {"from": admin})
+
+    tx = market.fulfilBatch([(batched[0], batched[1].as_tuple(), COMMITMENT, RESULT_CID)], {"from": active_node})
+    assert event_args(tx, "ReputationNotRecorded") == {"node": active_node.address}
+    assert plain(market.nodeAccount(active_node)) == (NODE_FEE, 1)
+
+    before = token.balanceOf(doctor)
+    tx = market.reportFailure(failing[0], failing[1].as_tuple(), FailureReason.MODEL_ERROR, {"from": active_node})
+    assert "ReputationNotRecorded" in tx.events
+    chain.sleep(REQUEST_TIMEOUT + 1)
+    tx = market.cancel(timed_out[0], timed_out[1].as_tuple(), {"from": doctor})
+    assert "ReputationNotRecorded" in tx.events
+    assert token.balanceOf(doctor) == before + 2 * TOTAL
+    market.withdrawNodeEarnings(active_node, {"from": active_node})
+    assert token.balanceOf(market) == 0
+
+    nodes.grantRole(nodes.REPORTER_ROLE(), market, {"from": admin})
+    market.syncReputation(active_node, {"from": doctor})
+    assert nodes.reputationOf(active_node)[0] == 1

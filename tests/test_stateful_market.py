@@ -87,7 +87,8 @@ class MarketMachine:
 
     def _request(self, record, doctor):
         try:
-            tx = self.market.requestDiagnosis(record, self.model_id, self.node, RESULT_KEY, {"from": doctor})
+            tx = self.market.requestDiagnosis(record, self.model_id, self.node, RESULT_KEY, 2**256 - 1,
+                                              {"from": doctor})
         except VirtualMachineError as error:
             assert not self._consented(record, doctor), f"request refused despite consent: {error.revert_msg}"
             assert error.revert_msg.split(":")[0] in ("ConsentMissing", "ConsentExpired")

@@ -52,6 +52,7 @@ interface IConsentRegistry {
     event RecordRetired(uint256 indexed recordId);
     event ConsentGranted(uint256 indexed recordId, address indexed grantee, uint8 purposes, uint64 expiry);
     event ConsentRevoked(uint256 indexed recordId, address indexed grantee, uint8 purposes);
+    event SignaturesInvalidated(address indexed owner, uint256 nextNonce);
     /// @notice The access log: written only by the market when a node actually uses a record.
     event RecordAccessed(
         uint256 indexed recordId, address indexed grantee, address indexed node, uint8 purpose, uint256 requestId
@@ -115,8 +116,12 @@ interface IConsentRegistry {
         bytes calldata signature
     ) external;
 
-    /// @notice Revokes the purposes in `purposes` from `grantee` on `recordId`.
+    /// @notice Revokes the purposes in `purposes` from `grantee` on `recordId`. It also voids every
+    /// grant the caller signed that nobody has submitted yet, so an old signature cannot undo it.
     function revokeConsent(uint256 recordId, address grantee, uint8 purposes) external;
+
+    /// @notice Voids every grant and revocation the caller signed that nobody has submitted yet.
+    function invalidateSignatures() external;
 
     /// @notice Revokes consent with the owner's EIP-712 signature over ConsentRevocation.
     function revokeConsentBySig(
@@ -138,7 +143,7 @@ interface IConsentRegistry {
     function checkAccess(uint256 recordId, address grantee, uint8 purpose)
         external
         view
-        returns (address owner, uint80 royalty, uint8 dataType);
+        returns (address owner, uint80 royalty, uint8 dataType, uint64 expiry);
 
     /// @notice The record `recordId`.
     function getRecord(uint256 recordId) external view returns (Record memory);

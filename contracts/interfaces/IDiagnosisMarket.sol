@@ -11,8 +11,12 @@ pragma solidity ^0.8.24;
 ///
 /// Outcomes count in the NodeRegistry's reputation counters. fulfilBatch, reportFailure and cancel
 /// report them at once; a single fulfil counts the fulfilment in the node's account here, and it
-/// reaches the registry with the node's next batch, withdrawal or syncReputation call, which keeps
-/// a single fulfilment under 90k gas.
+/// reaches the registry with the node's next batch or syncReputation call, which keeps a single
+/// fulfilment under 90k gas. Refunds and withdrawals never depend on that bookkeeping succeeding.
+///
+/// Nodes must publish a result's ciphertext only once its fulfilment is final: the result CID is
+/// visible in the transaction as soon as it is sent, and a requester who sees it may still get the
+/// patient to revoke consent first (which refunds the request).
 ///
 /// Storage holds one slot per request: a digest of its terms and its status. The full terms are in
 /// the DiagnosisRequested event, and callers pass them back (as with Chainlink's Operator), which
@@ -76,6 +80,7 @@ interface IDiagnosisMarket {
     event FulfilmentSkipped(uint256 indexed requestId, Status status);
     event NodeEarningsWithdrawn(address indexed node, address indexed to, uint256 amount);
     event ReputationSynced(address indexed node, uint64 fulfilments);
+    event ReputationNotRecorded(address indexed node);
     event RequestTimeoutUpdated(uint64 requestTimeout);
 
     error UnknownRequest(uint256 requestId);
@@ -95,14 +100,19 @@ interface IDiagnosisMarket {
     error RequestNotFulfilled(uint256 requestId, Status status);
     error AlreadyRated(uint256 requestId);
     error InvalidTimeout(uint64 requestTimeout);
+    error PriceAboveLimit(uint256 total, uint256 maxTotal);
+    error ConsentExpiresBeforeDeadline(uint256 recordId, uint64 expiry, uint64 deadline);
     error NothingToWithdraw(address node);
     error InvalidRecipient(address to);
 
     /// @notice Requests a diagnosis of `recordId` with `modelId` by `node`, escrowing the fees.
-    /// @dev The caller needs diagnosis consent on the record and an AID allowance for the total.
+    /// @dev The caller needs diagnosis consent on the record lasting past the request's deadline,
+    /// and an AID allowance for the total.
     /// @param resultKey the caller's X25519 public key; the result is encrypted to it
+    /// @param maxTotal the most the caller will pay: fees are read when the transaction runs, and a
+    /// provider, patient or node may raise theirs just before
     /// @return requestId the new request's id, counted from 1
-    function requestDiagnosis(uint256 recordId, uint256 modelId, address node, bytes32 resultKey)
+    function requestDiagnosis(uint256 recordId, uint256 modelId, address node, bytes32 resultKey, uint256 maxTotal)
         external
         returns (uint256 requestId);
 
@@ -113,6 +123,7 @@ interface IDiagnosisMarket {
         uint256 modelId,
         address node,
         bytes32 resultKey,
+        uint256 maxTotal,
         uint256 permitValue,
         uint256 permitDeadline,
         uint8 v,
@@ -126,8 +137,8 @@ interface IDiagnosisMarket {
     function fulfil(uint256 requestId, Request calldata request, bytes32 resultCommitment, string calldata resultCid)
         external;
 
-    /// @notice Fulfils many requests of one node. Requests that are no longer pending or past their
-    /// deadline are skipped; requests whose consent was revoked are failed and refunded.
+    /// @notice Fulfils many requests of the calling node. Requests that are no longer pending or past
+    /// their deadline are skipped; requests whose consent was revoked are failed and refunded.
     function fulfilBatch(Fulfilment[] calldata fulfilments) external;
 
     /// @notice The assigned node reports that it cannot fulfil; the requester is refunded.
@@ -135,13 +146,13 @@ interface IDiagnosisMarket {
     function reportFailure(uint256 requestId, Request calldata request, uint8 reason) external;
 
     /// @notice The requester cancels after the deadline, or at any time once consent is gone, and
-    /// is refunded. A timeout counts against the node.
+    /// is refunded. A timeout counts against the node unless the consent was gone anyway.
     function cancel(uint256 requestId, Request calldata request) external;
 
     /// @notice The requester of a fulfilled request rates its model from 1 to 5, once.
     function rateModel(uint256 requestId, Request calldata request, uint8 score) external;
 
-    /// @notice Sends the caller's accumulated node fees to `to`, and reports its fulfilments.
+    /// @notice Sends the caller's accumulated node fees to `to`.
     function withdrawNodeEarnings(address to) external;
 
     /// @notice Reports `node`'s unreported fulfilments to the NodeRegistry. Anyone may call it.
