@@ -23,6 +23,12 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
     uint64 public constant MIN_REQUEST_TIMEOUT = 1 minutes;
     uint64 public constant MAX_REQUEST_TIMEOUT = 30 days;
 
+    /// @dev Gas given to a NodeRegistry outcome counter (it needs under 30k: a role check and one
+    /// slot, zero to non-zero at worst), and what must be left for the call to get all of it
+    /// (EIP-150 forwards at most 63/64 of what remains).
+    uint256 private constant REPORT_GAS = 60_000;
+    uint256 private constant REPORT_GAS_NEEDED = REPORT_GAS + REPORT_GAS / 63 + 5_000;
+
     /// @notice The AID token escrowed and paid out.
     IERC20 public immutable token;
     /// @notice Where consent is checked and access is logged.
@@ -115,10 +121,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         token.safeTransfer(request.requester, _total(request));
         // A node cannot fulfil a request whose consent is gone, so that timeout is not its fault.
         if (timedOut && consentHeld) {
-            try nodes.recordTimedOut(request.node) {}
-            catch {
-                emit ReputationNotRecorded(request.node);
-            }
+            _recordOutcome(request.node, abi.encodeCall(nodes.recordTimedOut, (request.node)));
         }
     }
 
@@ -240,12 +243,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         state.status = Status.Failed;
         emit DiagnosisFailed(requestId, request.node, reason);
         token.safeTransfer(request.requester, _total(request));
-        if (nodesFault) {
-            try nodes.recordFailed(request.node) {}
-            catch {
-                emit ReputationNotRecorded(request.node);
-            }
-        }
+        if (nodesFault) _recordOutcome(request.node, abi.encodeCall(nodes.recordFailed, (request.node)));
     }
 
     /// @inheritdoc IDiagnosisMarket
@@ -366,12 +364,20 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
     /// back into the node's account to be synced later instead of blocking the settlement.
     function _report(NodeAccount storage account, address node, uint64 fulfilments) private {
         if (fulfilments == 0) return;
-        try nodes.recordFulfilled(node, fulfilments) {
+        if (_recordOutcome(node, abi.encodeCall(nodes.recordFulfilled, (node, fulfilments)))) {
             emit ReputationSynced(node, fulfilments);
-        } catch {
+        } else {
             account.unreportedFulfilments += fulfilments;
-            emit ReputationNotRecorded(node);
         }
+    }
+
+    /// @dev Calls the NodeRegistry's outcome counter `call` without letting its failure block a
+    /// settlement. The callee always gets REPORT_GAS: otherwise a node could send reportFailure
+    /// with just too little gas for the counter and keep its failure off the record.
+    function _recordOutcome(address node, bytes memory call) private returns (bool recorded) {
+        if (gasleft() < REPORT_GAS_NEEDED) revert InsufficientGasForReport(gasleft(), REPORT_GAS_NEEDED);
+        (recorded,) = address(nodes).call{gas: REPORT_GAS}(call);
+        if (!recorded) emit ReputationNotRecorded(node);
     }
 
     function _pay(address to, uint256 amount) private {

@@ -377,3 +377,15 @@ def test_refunds_and_withdrawals_survive_a_misconfigured_registry(token, market,
     nodes.grantRole(nodes.REPORTER_ROLE(), market, {"from": admin})
     market.syncReputation(active_node, {"from": doctor})
     assert nodes.reputationOf(active_node)[0] == 1
+
+
+def test_a_node_cannot_starve_its_failure_record_of_gas(market, nodes, pending, node):
+    """With too little gas left for the reputation counter, reportFailure reverts instead of
+    refunding while quietly skipping the node's failure count."""
+    request_id, request, _ = pending
+    with reverts_with("InsufficientGasForReport"):
+        market.reportFailure(request_id, request.as_tuple(), FailureReason.MODEL_ERROR,
+                             {"from": node, "gas_limit": 95_000})
+    assert status(market, request_id) == RequestStatus.PENDING
+    market.reportFailure(request_id, request.as_tuple(), FailureReason.MODEL_ERROR, {"from": node})
+    assert nodes.reputationOf(node)[1] == 1

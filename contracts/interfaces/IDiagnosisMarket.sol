@@ -101,6 +101,7 @@ interface IDiagnosisMarket {
     error AlreadyRated(uint256 requestId);
     error InvalidTimeout(uint64 requestTimeout);
     error PriceAboveLimit(uint256 total, uint256 maxTotal);
+    error InsufficientGasForReport(uint256 gasLeft, uint256 gasNeeded);
     error ConsentExpiresBeforeDeadline(uint256 recordId, uint64 expiry, uint64 deadline);
     error NothingToWithdraw(address node);
     error InvalidRecipient(address to);
