@@ -13,6 +13,7 @@ import os
 from brownie import chain
 from brownie.exceptions import VirtualMachineError
 from brownie.test import strategy
+from hypothesis import HealthCheck
 
 from aidoc.constants import Purpose, RequestStatus
 from aidoc.market import DiagnosisRequest
@@ -189,5 +190,12 @@ def test_market_state_machine(state_machine, token, consents, market, nodes, mod
     watched = [doctor, doctor2, patient, patient2, provider, active_node, market, nodes]
     state_machine(
         MarketMachine, token, consents, market, active_node, [doctor, doctor2], [patient, patient2], model_id,
-        watched, settings={"stateful_step_count": STEPS, "max_examples": EXAMPLES},
+        watched,
+        settings={
+            "stateful_step_count": STEPS,
+            "max_examples": EXAMPLES,
+            # Health checks about generation speed and size, not about the contracts: a run of 30
+            # chain transactions per example is slow and large by Hypothesis' standards.
+            "suppress_health_check": [HealthCheck.data_too_large, HealthCheck.too_slow],
+        },
     )
