@@ -27,6 +27,7 @@ from scripts.stand_ins import stand_in_ciphertext
 TARGETS = {"grantConsent": 50_000, "requestDiagnosis": 120_000, "fulfil": 90_000, "fulfilBatch per request @32": 45_000}
 BATCH_SIZES = (1, 8, 32, 128)
 PRICE, ROYALTY, FEE = 10 * AID, 2 * AID, 3 * AID
+TOTAL = PRICE + ROYALTY + FEE
 
 
 class Bench:
@@ -60,7 +61,7 @@ class Bench:
         return patient, record
 
     def request(self, record) -> tuple[int, DiagnosisRequest, int]:
-        tx = self.m.market.requestDiagnosis(record, self.model_id, self.node, "0x" + "33" * 32, PRICE + ROYALTY + FEE,
+        tx = self.m.market.requestDiagnosis(record, self.model_id, self.node, "0x" + "33" * 32, TOTAL,
                                             {"from": self.doctor})
         event = tx.events["DiagnosisRequested"]
         return event["requestId"], DiagnosisRequest.from_event_field(event["request"]), tx.gas_used
@@ -134,10 +135,10 @@ class Bench:
     def _request_with_permit(self, record) -> int:
         m, doctor = self.m, self.doctor
         m.token.approve(m.market, 0, {"from": doctor})
-        total, deadline = PRICE + ROYALTY + FEE, chain.time() + 3600
+        deadline = chain.time() + 3600
         permit = sign_permit(doctor.private_key, chain_id=chain.id, token=m.token.address, owner=doctor.address,
-                             spender=m.market.address, value=total, nonce=m.token.nonces(doctor), deadline=deadline)
-        used = m.market.requestDiagnosisWithPermit(record, self.model_id, self.node, "0x" + "33" * 32, total, total,
+                             spender=m.market.address, value=TOTAL, nonce=m.token.nonces(doctor), deadline=deadline)
+        used = m.market.requestDiagnosisWithPermit(record, self.model_id, self.node, "0x" + "33" * 32, TOTAL, TOTAL,
                                                    deadline, permit.v, permit.r, permit.s, {"from": doctor}).gas_used
         m.token.approve(m.market, 2**255, {"from": doctor})
         return used

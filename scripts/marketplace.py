@@ -41,6 +41,7 @@ DEV_NETWORKS = ("development", "anvil", "ganache-cli")
 MODEL_PRICE = 10 * AID
 ROYALTY = 2 * AID
 NODE_FEE = 3 * AID
+REQUEST_TOTAL = MODEL_PRICE + ROYALTY + NODE_FEE  # what the doctor escrows per request
 
 
 @dataclass
@@ -135,18 +136,17 @@ def main() -> None:
     requests = []
     for index, record_id in enumerate(record_ids):
         if index == 0 and hasattr(doctor, "private_key"):
-            total = MODEL_PRICE + ROYALTY + NODE_FEE
             permit_deadline = chain.time() + 600
             permit = sign_permit(doctor.private_key, chain_id=chain.id, token=m.token.address, owner=doctor.address,
-                                 spender=m.market.address, value=total, nonce=m.token.nonces(doctor),
+                                 spender=m.market.address, value=REQUEST_TOTAL, nonce=m.token.nonces(doctor),
                                  deadline=permit_deadline)
-            receipt = m.market.requestDiagnosisWithPermit(record_id, model_id, node, result_key, total, total,
+            receipt = m.market.requestDiagnosisWithPermit(record_id, model_id, node, result_key, REQUEST_TOTAL, REQUEST_TOTAL,
                                                           permit_deadline, permit.v, permit.r, permit.s,
                                                           {"from": doctor})
             how = "with an ERC-2612 permit in the same transaction"
         else:
-            m.token.approve(m.market, MODEL_PRICE + ROYALTY + NODE_FEE, {"from": doctor})
-            receipt = m.market.requestDiagnosis(record_id, model_id, node, result_key, MODEL_PRICE + ROYALTY + NODE_FEE,
+            m.token.approve(m.market, REQUEST_TOTAL, {"from": doctor})
+            receipt = m.market.requestDiagnosis(record_id, model_id, node, result_key, REQUEST_TOTAL,
                                                  {"from": doctor})
             how = "after an approve"
         event = receipt.events["DiagnosisRequested"]
@@ -174,7 +174,7 @@ def main() -> None:
     for name in watched:
         delta = after[name] - before[name]
         print(f"  {name:<10} {'+' if delta >= 0 else '-'}{_aid(abs(delta))}")
-    expected = {"doctor": -len(requests) * (MODEL_PRICE + ROYALTY + NODE_FEE),
+    expected = {"doctor": -len(requests) * REQUEST_TOTAL,
                 "provider": len(requests) * MODEL_PRICE, "node": len(requests) * NODE_FEE, "market": 0}
     expected.update({f"patient {i + 1}": ROYALTY for i in range(len(patients))})
     wrong = [name for name in watched if after[name] - before[name] != expected[name]]
@@ -190,9 +190,9 @@ def main() -> None:
     )
     m.consents.revokeConsentBySig(record_ids[0], doctor, Purpose.DIAGNOSIS, chain.time() + 3600,
                                   revocation.signature, {"from": doctor})
-    m.token.approve(m.market, MODEL_PRICE + ROYALTY + NODE_FEE, {"from": doctor})
+    m.token.approve(m.market, REQUEST_TOTAL, {"from": doctor})
     try:
-        m.market.requestDiagnosis(record_ids[0], model_id, node, result_key, MODEL_PRICE + ROYALTY + NODE_FEE,
+        m.market.requestDiagnosis(record_ids[0], model_id, node, result_key, REQUEST_TOTAL,
                                   {"from": doctor})
         raise AidocError("a request without consent was accepted")
     except VirtualMachineError as error:

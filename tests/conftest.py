@@ -19,6 +19,7 @@ from scripts.deploy import deploy_marketplace
 MODEL_PRICE = 10 * AID
 ROYALTY = 2 * AID
 NODE_FEE = 3 * AID
+TOTAL = MODEL_PRICE + ROYALTY + NODE_FEE  # one request's escrow
 MIN_STAKE = 1_000 * AID
 REQUEST_TIMEOUT = 3600
 UNBONDING_DELAY = 7 * 24 * 3600

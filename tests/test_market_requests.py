@@ -15,6 +15,7 @@ from conftest import (
     REQUEST_TIMEOUT,
     RESULT_KEY,
     ROYALTY,
+    TOTAL,
     event_args,
     grant,
     make_request,
@@ -26,7 +27,6 @@ from conftest import (
     reverts_with,
 )
 
-TOTAL = MODEL_PRICE + ROYALTY + NODE_FEE
 REQUEST_TYPES = "(address,address,address,address,uint256,uint256,uint80,uint80,uint80,uint64)"
 
 

@@ -11,6 +11,7 @@ from conftest import (
     REQUEST_TIMEOUT,
     RESULT_CID,
     ROYALTY,
+    TOTAL,
     event_args,
     grant,
     make_request,
@@ -19,8 +20,6 @@ from conftest import (
     register_record,
     reverts_with,
 )
-
-TOTAL = MODEL_PRICE + ROYALTY + NODE_FEE
 
 
 def status(market, request_id) -> int:
