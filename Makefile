@@ -23,6 +23,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 export PYTHONWARNINGS := ignore::FutureWarning
 
 BROWNIE := $(BIN)/brownie
+# `brownie run` breaks when the checkout path has a dot in a folder name; see tools/run_script.py.
+RUN_SCRIPT := $(BIN)/python tools/run_script.py
 # Brownie 1.22 calls its own deprecated snapshot API on every isolated test.
 PYTEST_WARNINGS := -W ignore::FutureWarning -W ignore::DeprecationWarning
 
@@ -72,7 +74,7 @@ test-contracts: install
 	$(BROWNIE) test $(PYTEST_WARNINGS) $(TEST_ARGS)
 
 smoke-ganache: install
-	$(BROWNIE) run scripts/marketplace.py --network ganache-cli
+	$(RUN_SCRIPT) scripts/marketplace.py --network ganache-cli
 
 test: lint test-contracts smoke-ganache
 
@@ -83,7 +85,7 @@ fuzz: install
 
 # Steady-state gas per operation (reports/gas.json), then Brownie's gas profile of the whole suite.
 gas: install
-	$(BROWNIE) run scripts/gas_report.py
+	$(RUN_SCRIPT) scripts/gas_report.py
 	mkdir -p reports
 	$(BROWNIE) test --gas $(PYTEST_WARNINGS) | tee reports/gas-profile.txt
 
@@ -98,8 +100,8 @@ demo: install
 	anvil --port 8545 --block-base-fee-per-gas 0 --silent > .run/anvil.log 2>&1 & echo $$! > .run/anvil.pid; \
 	trap 'kill $$(cat .run/anvil.pid) 2>/dev/null; rm -f .run/anvil.pid' EXIT; \
 	for _ in $$(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/8545) 2>/dev/null && break; sleep 0.1; done; \
-	$(BROWNIE) run scripts/deploy.py --network development; \
-	$(BROWNIE) run scripts/marketplace.py --network development
+	$(RUN_SCRIPT) scripts/deploy.py --network development; \
+	$(RUN_SCRIPT) scripts/marketplace.py --network development
 
 clean:
 	rm -rf build reports .run .hypothesis
