@@ -29,6 +29,7 @@ def main() -> None:
     from brownie import network, project
 
     loaded = project.load(ROOT)
+    loaded.load_config()  # brownie-config.yaml's network settings (Ganache's port and EVM)
     loaded._add_to_main_namespace()  # what `brownie run` does so that `from brownie import AIDToken` works
     network.connect(args.network)
     try:
