@@ -10,7 +10,7 @@ from pathlib import Path
 
 import solcx
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHIM = ROOT / "tools" / "solc" / "solc"
 CONTRACTS = ("AIDToken", "ConsentRegistry", "ModelRegistry", "NodeRegistry", "DiagnosisMarket")
 SOURCE = """// SPDX-License-Identifier: MIT
