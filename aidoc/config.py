@@ -57,3 +57,70 @@ class DeploySettings:
             )
         if not 60 <= self.request_timeout <= 30 * 24 * 3600:
             raise ConfigError(f"{ENV_PREFIX}REQUEST_TIMEOUT must be between 60 s and 30 days")
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name}={raw!r} is not a number; set it to a number") from None
+    if value < 0:
+        raise ConfigError(f"{ENV_PREFIX}{name}={raw!r} is negative; set it to 0 or more")
+    return value
+
+
+def aidoc_home() -> Path:
+    """Where the CLI keeps keystores and the embedded IPFS store (AIDOC_HOME, default ~/.aidoc)."""
+    return Path(_env("HOME", str(Path.home() / ".aidoc"))).expanduser()
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Where the services are: the chain's RPC, Redis, IPFS (AIDOC_IPFS_API, or the embedded store)."""
+
+    rpc_url: str = field(default_factory=lambda: _env("RPC_URL", "http://127.0.0.1:8545"))
+    redis_url: str = field(default_factory=lambda: _env("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    ipfs_api: str = field(default_factory=lambda: _env("IPFS_API", ""))
+    store_dir: Path = field(default_factory=lambda: Path(_env("STORE_DIR", str(aidoc_home() / "ipfs"))))
+    keystore_dir: Path = field(default_factory=lambda: Path(_env("KEYSTORE_DIR", str(aidoc_home() / "keystores"))))
+    deployments_dir: Path = field(
+        default_factory=lambda: Path(_env("DEPLOYMENTS_DIR", str(PROJECT_ROOT / "deployments")))
+    )
+    build_dir: Path = field(default_factory=lambda: Path(_env("BUILD_DIR", str(PROJECT_ROOT / "build"))))
+
+
+@dataclass(frozen=True)
+class OracleSettings:
+    """How a node's watcher, workers and sender behave (oracles/, workers/)."""
+
+    # Blocks a request's log must be buried under before the node acts on it (0 on a dev chain).
+    confirmations: int = field(default_factory=lambda: _env_int("CONFIRMATIONS", 0))
+    # Blocks below the checkpoint rescanned on each pass, to catch logs a reorg moved.
+    reorg_depth: int = field(default_factory=lambda: _env_int("REORG_DEPTH", 12))
+    # Most blocks per eth_getLogs call (providers cap ranges, often at 1k-10k blocks).
+    log_range: int = field(default_factory=lambda: _env_int("LOG_RANGE", 2_000))
+    poll_interval: float = field(default_factory=lambda: _env_float("POLL_INTERVAL", 0.5))
+    # The sender fulfils up to batch_size results per fulfilBatch, or what it has after batch_wait s.
+    batch_size: int = field(default_factory=lambda: _env_int("BATCH_SIZE", 32))
+    batch_wait: float = field(default_factory=lambda: _env_float("BATCH_WAIT", 0.2))
+    # A transaction without a receipt after this long is replaced with a higher fee.
+    tx_timeout: float = field(default_factory=lambda: _env_float("TX_TIMEOUT", 30.0))
+    max_record_bytes: int = field(default_factory=lambda: _env_int("MAX_RECORD_BYTES", 16 * 1024 * 1024))
+    max_weights_bytes: int = field(default_factory=lambda: _env_int("MAX_WEIGHTS_BYTES", 256 * 1024 * 1024))
+    # A task is killed after task_time_limit s; Redis redelivers an unacknowledged task after
+    # visibility_timeout s, which must be longer so that a slow task is not run twice at once.
+    task_time_limit: int = field(default_factory=lambda: _env_int("TASK_TIME_LIMIT", 300))
+    visibility_timeout: int = field(default_factory=lambda: _env_int("VISIBILITY_TIMEOUT", 900))
+    task_max_retries: int = field(default_factory=lambda: _env_int("TASK_MAX_RETRIES", 8))
+    worker_concurrency: int = field(default_factory=lambda: _env_int("WORKER_CONCURRENCY", 2))
+
+    def __post_init__(self) -> None:
+        if self.visibility_timeout <= self.task_time_limit:
+            raise ConfigError(
+                f"{ENV_PREFIX}VISIBILITY_TIMEOUT must exceed {ENV_PREFIX}TASK_TIME_LIMIT, or Redis redelivers running tasks"
+            )
+        if not 1 <= self.batch_size <= 256:
+            raise ConfigError(f"{ENV_PREFIX}BATCH_SIZE must be between 1 and 256")
+        if self.log_range < 1:
+            raise ConfigError(f"{ENV_PREFIX}LOG_RANGE must be at least 1 block")

@@ -4,7 +4,8 @@ back to fulfil, fulfilBatch, reportFailure, cancel and rateModel."""
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass
+import base64
+from dataclasses import asdict, astuple, dataclass
 from typing import Any, Mapping, Sequence
 
 
@@ -42,3 +43,31 @@ class DiagnosisRequest:
         requester, node, provider, data_owner, record_id, model_id, model_fee, royalty, node_fee, deadline = value
         return cls(str(requester), str(node), str(provider), str(data_owner), int(record_id), int(model_id),
                    int(model_fee), int(royalty), int(node_fee), int(deadline))
+
+
+@dataclass(frozen=True)
+class DiagnosisJob:
+    """What the watcher hands to a worker: one DiagnosisRequested event."""
+
+    request_id: int
+    request: DiagnosisRequest
+    result_key: bytes
+    block_hash: str
+    tx_hash: str
+    log_index: int
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["result_key"] = base64.b64encode(self.result_key).decode()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "DiagnosisJob":
+        return cls(
+            request_id=int(data["request_id"]),
+            request=DiagnosisRequest(**data["request"]),
+            result_key=base64.b64decode(data["result_key"]),
+            block_hash=data["block_hash"],
+            tx_hash=data["tx_hash"],
+            log_index=int(data["log_index"]),
+        )

@@ -21,7 +21,7 @@ from brownie import (
 )
 
 from aidoc.config import DeploySettings
-from aidoc.deployments import Deployment, load_deployment, save_deployment
+from aidoc.chain.deployments import Deployment, load_deployment, save_deployment
 from aidoc.errors import ConfigError, DeploymentNotFound, exit_on_user_error
 
 

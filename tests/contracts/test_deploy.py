@@ -5,7 +5,7 @@ import json
 from brownie import DiagnosisMarket, chain
 
 from aidoc.config import AID
-from aidoc.deployments import load_deployment
+from aidoc.chain.deployments import load_deployment
 from scripts import deploy
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from aidoc.config import DeploySettings
-from aidoc.deployments import load_deployment
+from aidoc.chain.deployments import load_deployment
 from aidoc.errors import AidocError, ConfigError, DeploymentNotFound
 
 

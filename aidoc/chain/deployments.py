@@ -39,7 +39,7 @@ def load_deployment(directory: Path, chain_id: int) -> Deployment:
     path = deployment_path(directory, chain_id)
     if not path.exists():
         raise DeploymentNotFound(
-            f"no deployment for chain {chain_id} at {path}; run `brownie run scripts/deploy.py` on this network first"
+            f"no deployment for chain {chain_id} at {path}; run `aidoc deploy` (or `make demo`) against this chain first"
         )
     data = json.loads(path.read_text())
     return Deployment(

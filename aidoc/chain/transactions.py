@@ -1,0 +1,158 @@
+"""Signing and sending transactions from one local key: EIP-1559 fees, a nonce this process owns,
+replacement of a transaction that sits unmined, and reverts decoded into their custom errors."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+from web3.types import TxReceipt
+
+from aidoc.chain.contracts import decode_revert
+from aidoc.errors import AidocError, TransientError
+
+log = logging.getLogger(__name__)
+
+GAS_HEADROOM = 1.2  # estimates can fall short when state changes between estimate and inclusion
+FEE_BUMP_NUMERATOR, FEE_BUMP_DENOMINATOR = 5, 4  # +25%: nodes require >= +10% to replace
+
+
+class TransactionReverted(AidocError):
+    """A transaction (or its gas estimate) reverted; the message names the contract's error."""
+
+    def __init__(self, action: str, reason: str):
+        super().__init__(f"{action} was refused by the contract: {reason}")
+        self.reason = reason
+
+
+@dataclass
+class Fees:
+    max_fee: int
+    priority_fee: int
+
+    def bumped(self) -> "Fees":
+        return Fees(
+            max_fee=self.max_fee * FEE_BUMP_NUMERATOR // FEE_BUMP_DENOMINATOR + 1,
+            priority_fee=self.priority_fee * FEE_BUMP_NUMERATOR // FEE_BUMP_DENOMINATOR + 1,
+        )
+
+
+class Transactor:
+    """Sends transactions from `account`. One Transactor per key and process: it owns the nonce."""
+
+    def __init__(self, w3: Web3, account: LocalAccount, build_dir: Path, *, tx_timeout: float = 30.0,
+                 max_replacements: int = 5):
+        self.w3 = w3
+        self.account = account
+        self.build_dir = build_dir
+        self.tx_timeout = tx_timeout
+        self.max_replacements = max_replacements
+        self._nonce: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    def current_fees(self) -> Fees:
+        base_fee = self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
+        try:
+            priority = self.w3.eth.max_priority_fee
+        except (Web3RPCError, ValueError):
+            priority = 10**9
+        priority = max(priority, 1)
+        return Fees(max_fee=2 * base_fee + priority, priority_fee=priority)
+
+    def call_reason(self, error: ContractLogicError) -> str:
+        return decode_revert(error.data if isinstance(error.data, (str, bytes)) else None, self.build_dir) \
+            if error.data else str(error.message or error)
+
+    def estimate(self, function: ContractFunction, action: str) -> int:
+        try:
+            return function.estimate_gas({"from": self.address})
+        except ContractLogicError as error:
+            raise TransactionReverted(action, self.call_reason(error)) from None
+        except requests.exceptions.RequestException as error:
+            raise TransientError(f"the RPC endpoint failed while estimating {action}: {error}") from None
+
+    def send(self, function: ContractFunction, action: str, *, gas: int | None = None,
+             value: int = 0) -> TxReceipt:
+        """Estimates, signs, sends and waits for `function`; raises TransactionReverted with the
+        contract's custom error if it would revert or did."""
+        gas = gas or int(self.estimate(function, action) * GAS_HEADROOM)
+        tx_base = {"from": self.address, "gas": gas, "value": value, "chainId": self.w3.eth.chain_id}
+        with self._lock:
+            try:
+                tx = function.build_transaction({**tx_base, "nonce": 0, "maxFeePerGas": 1, "maxPriorityFeePerGas": 1})
+                return self._send_built(tx, action)
+            except requests.exceptions.RequestException as error:
+                self._nonce = None  # resynchronise from the node next time
+                raise TransientError(f"the RPC endpoint failed while sending {action}: {error}") from None
+
+    def transfer_eth(self, to: str, value: int) -> TxReceipt:
+        with self._lock:
+            tx = {"from": self.address, "to": to, "value": value, "gas": 21_000, "chainId": self.w3.eth.chain_id}
+            return self._send_built(tx, "ETH transfer")
+
+    def _next_nonce(self) -> int:
+        if self._nonce is None:
+            self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")
+        return self._nonce
+
+    def _send_built(self, tx: dict[str, Any], action: str) -> TxReceipt:
+        nonce = self._next_nonce()
+        fees = self.current_fees()
+        tx_hash = None
+        receipt: TxReceipt | None = None
+        for attempt in range(self.max_replacements + 1):
+            signed = self.account.sign_transaction(
+                {**tx, "nonce": nonce, "maxFeePerGas": fees.max_fee, "maxPriorityFeePerGas": fees.priority_fee}
+            )
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Web3RPCError as error:
+                message = str(error).lower()
+                if "nonce too low" in message or "already known" in message:
+                    if tx_hash is not None:  # the previous attempt got in: wait for it
+                        break
+                    self._nonce = None
+                    nonce = self._next_nonce()
+                    continue
+                if "replacement" in message and "underpriced" in message:
+                    fees = fees.bumped()
+                    continue
+                raise
+            if attempt == 0:
+                self._nonce = nonce + 1
+            try:
+                receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.tx_timeout, poll_latency=0.05)
+                break
+            except TimeExhausted:
+                log.warning("%s (nonce %d) unmined after %.0f s: replacing it with higher fees", action, nonce,
+                            self.tx_timeout)
+                fees = fees.bumped()
+        else:
+            raise TransientError(f"{action} stayed unmined after {self.max_replacements} fee bumps; the node is congested")
+        if receipt is None:  # an earlier attempt of ours got in while we were replacing it
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.tx_timeout * 4, poll_latency=0.05)
+        if receipt["status"] != 1:
+            raise TransactionReverted(action, self._replay_reason(tx, receipt))
+        return receipt
+
+    def _replay_reason(self, tx: dict[str, Any], receipt: TxReceipt) -> str:
+        call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
+        try:
+            self.w3.eth.call(call, receipt["blockNumber"] - 1)
+        except ContractLogicError as error:
+            return self.call_reason(error)
+        except Exception as error:  # noqa: BLE001 - only used to describe an already-failed transaction
+            return f"reverted ({error})"
+        return f"reverted in block {receipt['blockNumber']} (out of gas, or state changed before inclusion)"

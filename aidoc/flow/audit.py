@@ -1,0 +1,61 @@
+"""What a patient can see: every grant, revocation and use of a record, and who was paid what."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aidoc.constants import Purpose
+from aidoc.flow.session import Session
+from aidoc.market import DiagnosisRequest
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    block: int
+    timestamp: int
+    action: str  # granted, revoked, accessed
+    party: str  # the grantee, or the requester who used the record
+    purposes: Purpose
+    detail: str
+
+
+def audit_trail(session: Session, record_id: int) -> list[AuditEntry]:
+    """The record's history from the chain, oldest first."""
+    consents = session.marketplace.consents
+    w3 = session.marketplace.w3
+    start = session.marketplace.deployment.block_number
+    found: list[tuple[int, int, AuditEntry]] = []
+    timestamps: dict[int, int] = {}
+
+    def timestamp(block: int) -> int:
+        if block not in timestamps:
+            timestamps[block] = w3.eth.get_block(block)["timestamp"]
+        return timestamps[block]
+
+    def add(event, action: str, party: str, purposes: int, detail: str) -> None:
+        block = event["blockNumber"]
+        found.append((block, event["logIndex"], AuditEntry(block, timestamp(block), action, party, Purpose(purposes),
+                                                            detail)))
+
+    filters = {"recordId": record_id}
+    for event in consents.events.ConsentGranted().get_logs(from_block=start, argument_filters=filters):
+        add(event, "granted", event["args"]["grantee"], event["args"]["purposes"],
+            f"until {event['args']['expiry']}")
+    for event in consents.events.ConsentRevoked().get_logs(from_block=start, argument_filters=filters):
+        add(event, "revoked", event["args"]["grantee"], event["args"]["purposes"], "")
+    for event in consents.events.RecordAccessed().get_logs(from_block=start, argument_filters=filters):
+        add(event, "accessed", event["args"]["grantee"], event["args"]["purpose"],
+            f"request {event['args']['requestId']} by node {event['args']['node']}")
+    return [entry for _, _, entry in sorted(found, key=lambda item: (item[0], item[1]))]
+
+
+@dataclass(frozen=True)
+class Payout:
+    provider: int
+    data_owner: int
+    node: int
+
+
+def payout_of(request: DiagnosisRequest) -> Payout:
+    """How a fulfilled request's escrow is split."""
+    return Payout(provider=request.model_fee, data_owner=request.royalty, node=request.node_fee)

@@ -1,0 +1,66 @@
+"""What a compute node's processes share: its identity, the marketplace, storage and its outbox.
+
+The node's key comes from AIDOC_NODE_PRIVATE_KEY, or from the keystore AIDOC_NODE_ACCOUNT opened
+with AIDOC_PASSWORD. Each process (a Celery worker child, the watcher, the sender) builds one
+NodeRuntime and keeps it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import redis
+
+from aidoc.chain.contracts import Marketplace, open_marketplace
+from aidoc.config import ENV_PREFIX, OracleSettings, ServiceSettings
+from aidoc.errors import ConfigError
+from aidoc.identity import Identity, identity_from_env, load_keystore
+from aidoc.outbox import Outbox
+from aidoc.storage import ContentStore, open_store
+
+
+def node_identity(services: ServiceSettings) -> Identity:
+    """The node's key, from the environment or its keystore."""
+    identity = identity_from_env("NODE_PRIVATE_KEY")
+    if identity is not None:
+        return identity
+    name = os.environ.get(ENV_PREFIX + "NODE_ACCOUNT", "")
+    password = os.environ.get(ENV_PREFIX + "PASSWORD")
+    if name and password is not None:
+        return load_keystore(services.keystore_dir, name, password)
+    raise ConfigError(
+        f"no node key: set {ENV_PREFIX}NODE_ACCOUNT (a keystore name) and {ENV_PREFIX}PASSWORD, "
+        f"or {ENV_PREFIX}NODE_PRIVATE_KEY"
+    )
+
+
+@dataclass
+class NodeRuntime:
+    services: ServiceSettings = field(default_factory=ServiceSettings)
+    oracle: OracleSettings = field(default_factory=OracleSettings)
+    identity: Identity | None = None
+
+    def __post_init__(self) -> None:
+        if self.identity is None:
+            self.identity = node_identity(self.services)
+
+    @property
+    def address(self) -> str:
+        return self.identity.address
+
+    @cached_property
+    def marketplace(self) -> Marketplace:
+        return open_marketplace(self.services)
+
+    @cached_property
+    def store(self) -> ContentStore:
+        return open_store(self.services.ipfs_api or None, self.services.store_dir)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.services.redis_url, socket_timeout=30, socket_connect_timeout=5)
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        return Outbox(self.redis, self.address)

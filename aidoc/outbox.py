@@ -1,0 +1,126 @@
+"""The hand-off from a node's Celery workers to its transaction sender: a reliable queue in Redis.
+
+Workers push finished work (a sealed result to fulfil, or a failure to report). The sender moves
+items atomically (LMOVE) into a processing list, and removes them only once the chain has settled
+them, so a sender that dies mid-batch loses nothing: on start it puts the processing list back.
+Replaying an item is harmless, because fulfilBatch skips requests that are no longer pending.
+
+Results whose fulfilment is final wait in a third list until their ciphertext is on IPFS."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import redis
+
+from aidoc.market import DiagnosisRequest
+
+Kind = Literal["fulfil", "failure"]
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One request's outcome, ready for the chain."""
+
+    kind: Kind
+    request_id: int
+    request: DiagnosisRequest
+    commitment: bytes = b""
+    result_cid: str = ""
+    ciphertext: bytes = b""
+    reason: int = 0
+    queued_at: float = 0.0
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["commitment"] = self.commitment.hex()
+        data["ciphertext"] = base64.b64encode(self.ciphertext).decode()
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> "OutboxItem":
+        data = json.loads(raw)
+        return cls(
+            kind=data["kind"],
+            request_id=int(data["request_id"]),
+            request=DiagnosisRequest(**data["request"]),
+            commitment=bytes.fromhex(data["commitment"]),
+            result_cid=data["result_cid"],
+            ciphertext=base64.b64decode(data["ciphertext"]),
+            reason=int(data["reason"]),
+            queued_at=float(data["queued_at"]),
+        )
+
+
+class Outbox:
+    """The queues of one node (keys are namespaced by the node's address)."""
+
+    def __init__(self, client: redis.Redis, node: str):
+        self.redis = client
+        prefix = f"aidoc:{node.lower()}"
+        self.pending_key = f"{prefix}:outbox"
+        self.processing_key = f"{prefix}:outbox:processing"
+        self.publish_key = f"{prefix}:publish"
+
+    def push(self, item: OutboxItem) -> None:
+        if not item.queued_at:
+            item = OutboxItem(**{**item.__dict__, "queued_at": time.time()})
+        self.redis.rpush(self.pending_key, item.to_json())
+
+    def take(self, max_items: int, wait: float) -> list[tuple[bytes, OutboxItem]]:
+        """Up to `max_items` items: blocks until the first arrives (at most `wait` s), then gathers
+        more for up to `wait` s. Each comes with its raw form, for `done()`."""
+        first = self.redis.blmove(self.pending_key, self.processing_key, timeout=max(wait, 0.01), src="LEFT",
+                                  dest="RIGHT")
+        if first is None:
+            return []
+        raws = [first]
+        deadline = time.monotonic() + wait
+        while len(raws) < max_items:
+            raw = self.redis.lmove(self.pending_key, self.processing_key, "LEFT", "RIGHT")
+            if raw is None:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(min(0.01, wait))
+                continue
+            raws.append(raw)
+        return [(raw, OutboxItem.from_json(raw)) for raw in raws]
+
+    def done(self, raw: bytes) -> None:
+        self.redis.lrem(self.processing_key, 1, raw)
+
+    def give_back(self, raws: list[bytes]) -> None:
+        """Returns items to the front of the queue (after a transient failure)."""
+        pipe = self.redis.pipeline()
+        for raw in reversed(raws):
+            pipe.lrem(self.processing_key, 1, raw)
+            pipe.lpush(self.pending_key, raw)
+        pipe.execute()
+
+    def recover(self) -> int:
+        """Puts back what a previous sender left in processing; returns how many items."""
+        moved = 0
+        while self.redis.lmove(self.processing_key, self.pending_key, "RIGHT", "LEFT") is not None:
+            moved += 1
+        return moved
+
+    def queue_publication(self, item: OutboxItem) -> None:
+        self.redis.rpush(self.publish_key, item.to_json())
+
+    def publications(self, max_items: int) -> list[tuple[bytes, OutboxItem]]:
+        raws = self.redis.lrange(self.publish_key, 0, max_items - 1)
+        return [(raw, OutboxItem.from_json(raw)) for raw in raws]
+
+    def published(self, raw: bytes) -> None:
+        self.redis.lrem(self.publish_key, 1, raw)
+
+    def depth(self) -> dict[str, int]:
+        return {
+            "pending": self.redis.llen(self.pending_key),
+            "processing": self.redis.llen(self.processing_key),
+            "publish": self.redis.llen(self.publish_key),
+        }

@@ -1,0 +1,168 @@
+"""The transaction sender: `python -m oracles.sender`. One per node key: it alone owns the nonce.
+
+It takes finished work from the node's outbox, up to `batch_size` results or whatever arrived
+within `batch_wait` seconds, fulfils them in one fulfilBatch, and reports failures with
+reportFailure. A transaction left unmined is replaced with higher fees (aidoc.chain.transactions).
+Only once a fulfilment is final on-chain does it publish the result's ciphertext to IPFS: the CID
+is public from the moment the transaction is sent, the content must not be before it counts."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+
+import redis
+import requests
+
+from aidoc.chain.transactions import TransactionReverted, Transactor
+from aidoc.constants import RequestStatus
+from aidoc.errors import StorageError, TransientError
+from aidoc.node import NodeRuntime
+from aidoc.outbox import OutboxItem
+
+log = logging.getLogger("aidoc.sender")
+
+TRANSIENT = (TransientError, requests.exceptions.RequestException, redis.exceptions.ConnectionError,
+             redis.exceptions.TimeoutError)
+
+
+@dataclass
+class SenderStats:
+    batches: int = 0
+    fulfilled: int = 0
+    failures_reported: int = 0
+    skipped: int = 0
+    published: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+class Sender:
+    def __init__(self, runtime: NodeRuntime, transactor: Transactor | None = None):
+        self.runtime = runtime
+        self.contracts = runtime.marketplace
+        self.transactor = transactor or Transactor(
+            self.contracts.w3, runtime.identity.account, runtime.services.build_dir, tx_timeout=runtime.oracle.tx_timeout
+        )
+        self.outbox = runtime.outbox
+        self.stats = SenderStats()
+        self.running = True
+
+    def status_of(self, request_id: int) -> RequestStatus:
+        return RequestStatus(self.contracts.market.functions.getRequestState(request_id).call()[1])
+
+    def step(self) -> int:
+        """One batch: returns how many outbox items it settled."""
+        self.publish_pending()
+        taken = self.outbox.take(self.runtime.oracle.batch_size, self.runtime.oracle.batch_wait)
+        if not taken:
+            return 0
+        try:
+            self.settle(taken)
+        except TRANSIENT as error:
+            log.warning("could not settle %d item(s) (%s); they go back to the queue", len(taken), error)
+            self.outbox.give_back([raw for raw, _ in taken])
+            time.sleep(1.0)
+            return 0
+        return len(taken)
+
+    def settle(self, taken: list[tuple[bytes, OutboxItem]]) -> None:
+        fulfilments = [(raw, item) for raw, item in taken if item.kind == "fulfil"]
+        failures = [(raw, item) for raw, item in taken if item.kind == "failure"]
+        if fulfilments:
+            self.fulfil(fulfilments)
+        for raw, item in failures:
+            self.report_failure(item)
+            self.outbox.done(raw)
+
+    def fulfil(self, fulfilments: list[tuple[bytes, OutboxItem]]) -> None:
+        # Drop what is no longer pending (a replay after a crash, a duplicate delivery) before paying gas.
+        live, settled = [], []
+        for raw, item in fulfilments:
+            (live if self.status_of(item.request_id) == RequestStatus.PENDING else settled).append((raw, item))
+        if live and not self.send_batch([item for _, item in live]) and len(live) > 1:
+            # One bad item (terms that do not match, say) sinks a whole batch: send the rest one by one.
+            for _, item in live:
+                self.send_batch([item])
+        for raw, item in live + settled:
+            status = self.status_of(item.request_id)
+            if status == RequestStatus.FULFILLED:
+                self.outbox.queue_publication(item)
+                self.stats.fulfilled += 1
+            else:
+                self.stats.skipped += 1
+                log.info("request %d not fulfilled by this batch (now %s)", item.request_id, status.name)
+            self.outbox.done(raw)
+        self.publish_pending()
+
+    def send_batch(self, items: list[OutboxItem]) -> bool:
+        batch = [(item.request_id, item.request.as_tuple(), item.commitment, item.result_cid) for item in items]
+        try:
+            self.transactor.send(self.contracts.market.functions.fulfilBatch(batch), f"fulfilBatch of {len(batch)}")
+        except TransactionReverted as error:
+            log.error("fulfilBatch of %d reverted: %s", len(batch), error.reason)
+            return False
+        self.stats.batches += 1
+        self.stats.batch_sizes.append(len(batch))
+        return True
+
+    def report_failure(self, item: OutboxItem) -> None:
+        if self.status_of(item.request_id) != RequestStatus.PENDING:
+            self.stats.skipped += 1
+            return
+        function = self.contracts.market.functions.reportFailure(item.request_id, item.request.as_tuple(), item.reason)
+        try:
+            self.transactor.send(function, f"reportFailure of request {item.request_id}")
+            self.stats.failures_reported += 1
+        except TransactionReverted as error:
+            log.error("reportFailure of request %d reverted: %s", item.request_id, error.reason)
+
+    def publish_pending(self, max_items: int = 256) -> None:
+        """Uploads the ciphertexts of final fulfilments; an IPFS outage leaves them for the next pass."""
+        for raw, item in self.outbox.publications(max_items):
+            try:
+                cid = self.runtime.store.add(item.ciphertext, pin=True)
+            except StorageError as error:
+                log.warning("result of request %d not published yet (%s); will retry", item.request_id, error)
+                return
+            if cid != item.result_cid:
+                log.error("request %d: the store computed CID %s, the chain has %s", item.request_id, cid,
+                          item.result_cid)
+            self.outbox.published(raw)
+            self.stats.published += 1
+
+    def run(self) -> None:
+        recovered = self.outbox.recover()
+        if recovered:
+            log.info("re-queued %d item(s) a previous sender left in flight", recovered)
+        while self.running:
+            try:
+                self.step()
+            except TRANSIENT as error:
+                log.warning("sender pass failed (%s); retrying", error)
+                time.sleep(1.0)
+
+    def stop(self, *_: object) -> None:
+        self.running = False
+
+
+def main() -> None:
+    from aidoc.errors import exit_on_user_error
+    from aidoc.logs import configure_logging
+
+    @exit_on_user_error
+    def run() -> None:
+        configure_logging()
+        sender = Sender(NodeRuntime())
+        signal.signal(signal.SIGTERM, sender.stop)
+        signal.signal(signal.SIGINT, sender.stop)
+        log.info("sending for node %s (batches of up to %d, %.0f ms)", sender.runtime.address,
+                 sender.runtime.oracle.batch_size, sender.runtime.oracle.batch_wait * 1000)
+        sender.run()
+
+    run()
+
+
+if __name__ == "__main__":
+    main()

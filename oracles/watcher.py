@@ -1,0 +1,188 @@
+"""The chain watcher: `python -m oracles.watcher`.
+
+It reads the node's DiagnosisRequested logs with eth_getLogs over bounded block ranges (no
+long-lived filters, which RPC providers drop), only up to `confirmations` blocks below the head.
+Its checkpoint lives in Redis, so a restarted watcher backfills everything it missed. Each pass
+rescans `reorg_depth` blocks below the checkpoint, so a log that a reorg moved into another block
+is seen again; logs are deduplicated by (blockHash, txHash, logIndex), and the worker task is
+idempotent, so a log seen twice costs nothing."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Protocol
+
+import redis
+from eth_utils import event_abi_to_log_topic
+from web3 import Web3
+
+from aidoc.chain.contracts import Marketplace
+from aidoc.config import OracleSettings
+from aidoc.market import DiagnosisJob, DiagnosisRequest
+
+log = logging.getLogger("aidoc.watcher")
+
+SEEN_TTL_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class RequestLog:
+    """A DiagnosisRequested log, decoded, with where it sits on the chain."""
+
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+    job: DiagnosisJob
+
+    @property
+    def key(self) -> str:
+        return f"{self.block_hash}:{self.tx_hash}:{self.log_index}"
+
+
+class LogSource(Protocol):
+    def head(self) -> int: ...
+
+    def request_logs(self, from_block: int, to_block: int) -> list[RequestLog]: ...
+
+
+class ChainLogSource:
+    """DiagnosisRequested logs addressed to one node, read with eth_getLogs."""
+
+    def __init__(self, marketplace: Marketplace, node: str):
+        self.w3 = marketplace.w3
+        self.market = marketplace.market
+        self.event = marketplace.market.events.DiagnosisRequested()
+        abi = next(item for item in marketplace.market.abi
+                   if item.get("type") == "event" and item["name"] == "DiagnosisRequested")
+        self.topics = [Web3.to_hex(event_abi_to_log_topic(abi)), None, None,
+                       Web3.to_hex(Web3.to_bytes(hexstr=node).rjust(32, b"\0"))]
+
+    def head(self) -> int:
+        return self.w3.eth.block_number
+
+    def request_logs(self, from_block: int, to_block: int) -> list[RequestLog]:
+        raw_logs = self.w3.eth.get_logs(
+            {"address": self.market.address, "fromBlock": from_block, "toBlock": to_block, "topics": self.topics}
+        )
+        found = []
+        for raw in raw_logs:
+            if raw.get("removed"):
+                continue
+            event = self.event.process_log(raw)
+            args = event["args"]
+            job = DiagnosisJob(
+                request_id=int(args["requestId"]),
+                request=DiagnosisRequest.from_event_field(args["request"]),
+                result_key=bytes(args["resultKey"]),
+                block_hash=Web3.to_hex(raw["blockHash"]),
+                tx_hash=Web3.to_hex(raw["transactionHash"]),
+                log_index=int(raw["logIndex"]),
+            )
+            found.append(RequestLog(int(raw["blockNumber"]), job.block_hash, job.tx_hash, job.log_index, job))
+        return found
+
+
+class WatcherState:
+    """The checkpoint (last block scanned) and the set of logs already dispatched, in Redis."""
+
+    def __init__(self, client: redis.Redis, node: str, chain_id: int):
+        self.redis = client
+        self.prefix = f"aidoc:{node.lower()}:watcher:{chain_id}"
+
+    def checkpoint(self) -> int | None:
+        value = self.redis.get(f"{self.prefix}:checkpoint")
+        return None if value is None else int(value)
+
+    def set_checkpoint(self, block: int) -> None:
+        self.redis.set(f"{self.prefix}:checkpoint", block)
+
+    def first_sighting(self, key: str) -> bool:
+        return bool(self.redis.set(f"{self.prefix}:seen:{key}", 1, nx=True, ex=SEEN_TTL_S))
+
+
+def block_ranges(start: int, end: int, size: int) -> Iterable[tuple[int, int]]:
+    """[start, end] in consecutive ranges of at most `size` blocks."""
+    while start <= end:
+        yield start, min(end, start + size - 1)
+        start += size
+
+
+class Watcher:
+    def __init__(self, source: LogSource, state: WatcherState, dispatch: Callable[[DiagnosisJob], None],
+                 settings: OracleSettings, start_block: int = 0):
+        self.source = source
+        self.state = state
+        self.dispatch = dispatch
+        self.settings = settings
+        self.start_block = start_block
+        self.running = True
+
+    def poll_once(self) -> int:
+        """Scans new (and recently reorged) blocks; returns how many new logs it dispatched."""
+        safe_head = self.source.head() - self.settings.confirmations
+        checkpoint = self.state.checkpoint()
+        if checkpoint is None:
+            start = self.start_block
+        else:
+            start = max(self.start_block, checkpoint + 1 - self.settings.reorg_depth)
+        if safe_head < start:
+            return 0
+        dispatched = 0
+        for low, high in block_ranges(start, safe_head, self.settings.log_range):
+            for found in self.source.request_logs(low, high):
+                if self.state.first_sighting(found.key):
+                    self.dispatch(found.job)
+                    dispatched += 1
+            self.state.set_checkpoint(high)  # a crash mid-backfill resumes from here
+        return dispatched
+
+    def run(self) -> None:
+        while self.running:
+            try:
+                count = self.poll_once()
+                if count:
+                    log.info("dispatched %d new request(s)", count)
+            except (OSError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+                log.warning("watcher pass failed (%s); retrying", error)
+                time.sleep(min(5.0, self.settings.poll_interval * 4))
+            except Exception as error:  # noqa: BLE001 - e.g. the RPC endpoint returning errors; keep watching
+                log.warning("watcher pass failed (%s: %s); retrying", type(error).__name__, error)
+                time.sleep(min(5.0, self.settings.poll_interval * 4))
+            time.sleep(self.settings.poll_interval)
+
+    def stop(self, *_: object) -> None:
+        self.running = False
+
+
+def main() -> None:
+    from aidoc.errors import exit_on_user_error
+    from aidoc.logs import configure_logging
+    from aidoc.node import NodeRuntime
+    from workers.app import DIAGNOSE_TASK, app
+
+    @exit_on_user_error
+    def run() -> None:
+        configure_logging()
+        runtime = NodeRuntime()
+        marketplace = runtime.marketplace
+        watcher = Watcher(
+            ChainLogSource(marketplace, runtime.address),
+            WatcherState(runtime.redis, runtime.address, marketplace.chain_id),
+            lambda job: app.send_task(DIAGNOSE_TASK, args=[job.to_json()]),
+            runtime.oracle,
+            start_block=marketplace.deployment.block_number,
+        )
+        signal.signal(signal.SIGTERM, watcher.stop)
+        signal.signal(signal.SIGINT, watcher.stop)
+        log.info("watching DiagnosisRequested for node %s on chain %d", runtime.address, marketplace.chain_id)
+        watcher.run()
+
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The Celery application of a node's workers: `celery -A workers.app worker`.
+
+Redis is the broker. Tasks are acknowledged late (after they finish), so a task whose worker dies
+is redelivered; Redis redelivers only after its visibility timeout, which the settings keep longer
+than the task time limit so that a slow task is never run twice at once."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from aidoc.config import OracleSettings, ServiceSettings
+
+DIAGNOSIS_QUEUE = "aidoc.diagnoses"
+DIAGNOSE_TASK = "aidoc.diagnose"
+
+
+def make_app(services: ServiceSettings | None = None, oracle: OracleSettings | None = None) -> Celery:
+    services = services or ServiceSettings()
+    oracle = oracle or OracleSettings()
+    app = Celery("aidoc", broker=services.redis_url, include=["workers.tasks"])
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,  # a killed worker's task goes back to the queue
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": oracle.visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        task_time_limit=oracle.task_time_limit,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_default_queue=DIAGNOSIS_QUEUE,
+        worker_concurrency=oracle.worker_concurrency,
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+app = make_app()

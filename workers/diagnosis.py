@@ -1,0 +1,153 @@
+"""One diagnosis, from a request's terms to a sealed result in the node's outbox.
+
+consent -> record (fetch, verify, unwrap key, decrypt, parse) -> model (fetch, verify, load) ->
+inference -> result (seal to the requester, salted commitment, CID) -> outbox. Plaintext exists
+only in this process's memory. A permanent problem ends as a failure with a reason code (the
+requester is refunded on-chain); a transient one (IPFS or RPC down) propagates for a retry."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from enum import Enum
+
+from aidoc.chain.contracts import call_struct
+from aidoc.constants import FailureReason, Purpose, RequestStatus
+from aidoc.crypto import open_record, seal_result
+from aidoc.errors import (
+    ContentMismatch,
+    ContentNotFound,
+    ContentTooLarge,
+    CorruptCiphertext,
+    ModelArtifactError,
+    RecordFormatError,
+    WeightsHashMismatch,
+    WrongKey,
+)
+from aidoc.market import DiagnosisJob
+from aidoc.outbox import OutboxItem
+from aidoc.records import HealthRecord, decode_record
+from aidoc.storage import compute_cid
+
+log = logging.getLogger(__name__)
+
+MAX_ENVELOPE_BYTES = 64 * 1024
+
+
+class Outcome(str, Enum):
+    FULFILMENT_QUEUED = "fulfilment queued"
+    FAILURE_QUEUED = "failure queued"
+    NOT_PENDING = "not pending"
+    PAST_DEADLINE = "past deadline"
+    DUPLICATE = "another delivery holds it"
+
+
+class PermanentFailure(Exception):
+    """The request cannot be fulfilled, whoever tries again: report it with this reason."""
+
+    def __init__(self, reason: FailureReason, detail: str):
+        super().__init__(f"{reason.name}: {detail}")
+        self.reason = reason
+
+
+def run_diagnosis(state, job: DiagnosisJob) -> Outcome:
+    """Runs `job` with a worker's state (workers.runtime.WorkerState) and queues its outcome."""
+    runtime = state.runtime
+    contracts = runtime.marketplace
+    status = RequestStatus(contracts.market.functions.getRequestState(job.request_id).call()[1])
+    if status != RequestStatus.PENDING:
+        return Outcome.NOT_PENDING
+    if job.request.deadline <= contracts.w3.eth.get_block("latest")["timestamp"]:
+        return Outcome.PAST_DEADLINE  # too late to fulfil; the requester's cancel refunds it
+    try:
+        result = diagnose(state, job)
+    except PermanentFailure as failure:
+        log.warning("request %d cannot be fulfilled: %s", job.request_id, failure)
+        runtime.outbox.push(
+            OutboxItem(kind="failure", request_id=job.request_id, request=job.request, reason=int(failure.reason))
+        )
+        return Outcome.FAILURE_QUEUED
+    sealed = seal_result(job.request_id, result, job.result_key)
+    runtime.outbox.push(
+        OutboxItem(
+            kind="fulfil",
+            request_id=job.request_id,
+            request=job.request,
+            commitment=sealed.commitment,
+            result_cid=compute_cid(sealed.ciphertext),
+            ciphertext=sealed.ciphertext,
+        )
+    )
+    return Outcome.FULFILMENT_QUEUED
+
+
+def diagnose(state, job: DiagnosisJob) -> dict:
+    """The result of `job` (a dict sealed to the requester); PermanentFailure when impossible."""
+    runtime = state.runtime
+    contracts = runtime.marketplace
+    request = job.request
+    if not contracts.consents.functions.hasConsent(request.record_id, request.requester, int(Purpose.DIAGNOSIS)).call():
+        raise PermanentFailure(FailureReason.CONSENT_REVOKED, "the patient's consent is gone")
+    record_info = call_struct(contracts.consents, "getRecord", request.record_id)
+    model_info = call_struct(contracts.models, "getModel", request.model_id)
+    data_type, input_type = record_info["dataType"], model_info["inputType"]
+    if input_type != data_type:
+        raise PermanentFailure(FailureReason.UNSUPPORTED_INPUT, f"model input type {input_type} != record type {data_type}")
+
+    record = fetch_record(runtime, record_info["ciphertextCid"], record_info["ciphertextHash"],
+                          record_info["keyEnvelopeCid"], data_type)
+    try:
+        model = state.models.get(model_info["weightsCid"], model_info["weightsSha256"])
+    except WeightsHashMismatch as error:
+        raise PermanentFailure(FailureReason.WEIGHTS_MISMATCH, str(error)) from None
+    except ModelArtifactError as error:
+        raise PermanentFailure(FailureReason.MODEL_ERROR, str(error)) from None
+    if model.input_type != data_type:
+        raise PermanentFailure(FailureReason.UNSUPPORTED_INPUT, "the weights are for another input type")
+    try:
+        prediction = model.predict([record])[0]
+    except RecordFormatError as error:
+        raise PermanentFailure(FailureReason.UNSUPPORTED_INPUT, str(error)) from None
+    except Exception as error:  # noqa: BLE001 - any model failure on this input is reported, not fatal
+        log.exception("model %d failed on request %d", request.model_id, job.request_id)
+        raise PermanentFailure(FailureReason.MODEL_ERROR, type(error).__name__) from None
+    return {
+        "requestId": job.request_id,
+        "recordId": request.record_id,
+        "model": {"id": request.model_id, "name": model_info["name"], "version": model_info["version"]},
+        "label": prediction.label,
+        "probabilities": {label: round(float(p), 6) for label, p in prediction.probabilities.items()},
+    }
+
+
+def fetch_record(runtime, ciphertext_cid: str, ciphertext_hash: bytes, envelope_cid: str, data_type: int) -> HealthRecord:
+    """Fetches, verifies, decrypts and parses a record; PermanentFailure with the reason otherwise."""
+    limit = runtime.oracle.max_record_bytes
+    try:
+        ciphertext = runtime.store.cat(ciphertext_cid, max_size=limit)
+    except ContentTooLarge:
+        raise PermanentFailure(FailureReason.RECORD_TOO_LARGE, f"the record exceeds {limit} bytes") from None
+    except (ContentMismatch, ContentNotFound) as error:
+        raise PermanentFailure(FailureReason.CORRUPT_RECORD, str(error)) from None
+    if hashlib.sha256(ciphertext).digest() != bytes(ciphertext_hash):
+        raise PermanentFailure(FailureReason.CORRUPT_RECORD, "the ciphertext does not match its on-chain sha256")
+    try:
+        envelope = runtime.store.cat(envelope_cid, max_size=MAX_ENVELOPE_BYTES)
+    except (ContentTooLarge, ContentMismatch, ContentNotFound) as error:
+        raise PermanentFailure(FailureReason.WRONG_KEY, f"the key envelope is unusable: {error}") from None
+    try:
+        sealed_type, plaintext = open_record(ciphertext, envelope, runtime.identity.encryption_key)
+    except WrongKey as error:
+        raise PermanentFailure(FailureReason.WRONG_KEY, str(error)) from None
+    except CorruptCiphertext as error:
+        raise PermanentFailure(FailureReason.CORRUPT_RECORD, str(error)) from None
+    if sealed_type != data_type:
+        raise PermanentFailure(FailureReason.CORRUPT_RECORD, "the ciphertext's data type differs from the chain's")
+    try:
+        record = decode_record(plaintext)
+    except RecordFormatError as error:
+        raise PermanentFailure(FailureReason.CORRUPT_RECORD, str(error)) from None
+    if int(record.data_type) != data_type:
+        raise PermanentFailure(FailureReason.CORRUPT_RECORD, "the record's content is of another data type")
+    return record
+

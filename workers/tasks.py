@@ -1,0 +1,57 @@
+"""Celery tasks. `diagnose` is idempotent: it re-reads the request on-chain first and skips what is
+no longer pending, and a claim in Redis keeps two deliveries of one request from both working on it
+(a redelivery of the same task after its worker died keeps the claim and goes on)."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+import requests
+
+from aidoc.constants import FailureReason
+from aidoc.errors import TransientError
+from aidoc.market import DiagnosisJob
+from aidoc.outbox import OutboxItem
+from workers.app import DIAGNOSE_TASK, app
+from workers.diagnosis import Outcome, run_diagnosis
+from workers.runtime import worker_state
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (TransientError, requests.exceptions.RequestException, redis.exceptions.ConnectionError,
+             redis.exceptions.TimeoutError)
+MAX_BACKOFF_S = 60
+
+
+@app.task(bind=True, name=DIAGNOSE_TASK, acks_late=True, reject_on_worker_lost=True)
+def diagnose(self, job_data: dict) -> str:
+    job = DiagnosisJob.from_json(job_data)
+    state = worker_state()
+    runtime = state.runtime
+    claim_key = f"aidoc:{runtime.address.lower()}:claim:{job.request_id}"
+    try:
+        if not _claim(runtime.redis, claim_key, self.request.id, runtime.oracle.visibility_timeout):
+            return Outcome.DUPLICATE.value
+        outcome = run_diagnosis(state, job)
+    except TRANSIENT as error:
+        retries = self.request.retries
+        if retries >= runtime.oracle.task_max_retries:
+            log.error("request %d: giving up after %d retries (%s); reporting a failure", job.request_id, retries,
+                      error)
+            runtime.outbox.push(OutboxItem(kind="failure", request_id=job.request_id, request=job.request,
+                                           reason=int(FailureReason.INTERNAL_ERROR)))
+            return Outcome.FAILURE_QUEUED.value
+        countdown = min(MAX_BACKOFF_S, 2**retries)
+        log.warning("request %d: %s; retrying in %d s", job.request_id, error, countdown)
+        raise self.retry(exc=error, countdown=countdown, max_retries=runtime.oracle.task_max_retries + 1)
+    log.info("request %d: %s", job.request_id, outcome.value)
+    return outcome.value
+
+
+def _claim(client: redis.Redis, key: str, task_id: str, ttl: int) -> bool:
+    """True when this task holds (or now takes) the request's claim."""
+    if client.set(key, task_id, nx=True, ex=ttl):
+        return True
+    holder = client.get(key)
+    return holder is not None and holder.decode() == task_id
