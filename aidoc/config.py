@@ -88,6 +88,8 @@ class ServiceSettings:
         default_factory=lambda: Path(_env("DEPLOYMENTS_DIR", str(PROJECT_ROOT / "deployments")))
     )
     build_dir: Path = field(default_factory=lambda: Path(_env("BUILD_DIR", str(PROJECT_ROOT / "build"))))
+    # Logs and pid files of the servers `aidoc up` and `aidoc node run` start.
+    run_dir: Path = field(default_factory=lambda: Path(_env("RUN_DIR", str(aidoc_home() / "run"))))
 
 
 @dataclass(frozen=True)

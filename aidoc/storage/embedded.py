@@ -38,7 +38,7 @@ class EmbeddedStore:
     def add(self, data: bytes, *, pin: bool = True) -> str:
         root_cid, blocks = unixfs.build_dag(data)
         for cid, block in blocks.items():
-            if not (self.blocks_dir / cid).exists():
+            if not self._holds(cid, block):  # also rewrites a block that was corrupted on disk
                 self._write_atomic(self.blocks_dir / cid, block)
         if pin:
             self._write_atomic(self.pins_dir / root_cid, b"")
@@ -64,6 +64,12 @@ class EmbeddedStore:
 
     def close(self) -> None:
         """Nothing to release: every call opens and closes its own files."""
+
+    def _holds(self, cid: str, block: bytes) -> bool:
+        try:
+            return (self.blocks_dir / cid).read_bytes() == block
+        except OSError:
+            return False
 
     def _get_block(self, cid: str) -> bytes:
         try:

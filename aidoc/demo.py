@@ -1,0 +1,230 @@
+"""`make demo` / `aidoc demo`: the whole marketplace on a local stack it starts and stops.
+
+anvil (or the chain at AIDOC_RPC_URL), Redis, the embedded IPFS store (or AIDOC_IPFS_API), a node's
+Celery worker, watcher and sender. Then: patients add encrypted records and grant consent, a
+provider registers two models, a node stakes, a doctor requests diagnoses, the node fulfils them,
+the doctor decrypts and verifies the results, and the payment split and an audit trail are shown."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from aidoc.config import AID, ENV_PREFIX, PROJECT_ROOT, ServiceSettings
+from aidoc.constants import DataType, Purpose, RequestStatus
+from aidoc.errors import AidocError
+from aidoc.identity import Identity
+from aidoc.stack.process import free_port, port_open
+
+MODELS_DIR = PROJECT_ROOT / "build" / "models"
+ROYALTY = AID  # 1 AID per diagnosis to the patient
+MODEL_PRICE = 5 * AID
+NODE_FEE = 2 * AID
+STAKE = 1_000 * AID
+
+
+@dataclass
+class Cast:
+    patients: list[Identity]
+    doctor: Identity
+    provider: Identity
+    node: Identity
+
+
+def aid(units: int) -> str:
+    return f"{Decimal(units) / AID:,.2f} AID"
+
+
+def ensure_models(console: Console) -> Path:
+    """The trained models and sample patient files (scripts/train_models.py, run once)."""
+    if not (MODELS_DIR / "metrics.json").exists():
+        with console.status("training the two models (seeded; once per checkout)"):
+            subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "train_models.py"), "--out",
+                            str(MODELS_DIR)], check=True, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL)
+    return MODELS_DIR
+
+
+def configure(run_dir: Path) -> ServiceSettings:
+    """Points every AIDOC_ setting this run uses at the demo's own servers and folders."""
+    os.environ.setdefault(ENV_PREFIX + "RPC_URL", f"http://127.0.0.1:{8545 if not port_open('127.0.0.1', 8545) else free_port()}")
+    os.environ[ENV_PREFIX + "REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+    os.environ[ENV_PREFIX + "STORE_DIR"] = str(run_dir / "ipfs")
+    os.environ[ENV_PREFIX + "KEYSTORE_DIR"] = str(run_dir / "keystores")
+    os.environ[ENV_PREFIX + "RUN_DIR"] = str(run_dir)
+    return ServiceSettings()
+
+
+def run_demo(console: Console, patients: int = 4, requests_per_record: int = 1) -> None:
+    from aidoc.stack.local import start_node
+    from aidoc.stack.services import anvil, redis_server
+
+    run_dir = PROJECT_ROOT / ".run" / "demo"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    external_chain = bool(os.environ.get(ENV_PREFIX + "RPC_URL"))
+    services = configure(run_dir)
+    models_dir = ensure_models(console)
+    with contextlib.ExitStack() as stack:
+        if not external_chain:
+            port = int(services.rpc_url.rsplit(":", 1)[1])
+            stack.enter_context(anvil(run_dir, port))
+        stack.enter_context(redis_server(run_dir, int(services.redis_url.rsplit(":", 1)[1].split("/")[0])))
+        console.rule("1. stack")
+        console.print(f"chain {services.rpc_url}  redis {services.redis_url}  "
+                      f"ipfs {services.ipfs_api or 'embedded store ' + str(services.store_dir)}")
+        deploy(console, services)
+        run_flow(console, services, models_dir, patients, requests_per_record, stack, start_node)
+    console.print("stack stopped")
+
+
+def deploy(console: Console, services: ServiceSettings) -> None:
+    with console.status("deploying the marketplace with Brownie"):
+        result = subprocess.run([sys.executable, str(PROJECT_ROOT / "tools" / "run_script.py"), "scripts/deploy.py",
+                                 "--network", "development"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                                env={**os.environ, ENV_PREFIX + "RPC_URL": services.rpc_url})
+    if result.returncode != 0:
+        raise AidocError("deployment failed:\n" + result.stdout[-2000:] + result.stderr[-2000:])
+    console.print(next((line for line in result.stdout.splitlines() if line.startswith("Deployed")), "deployed"))
+
+
+def run_flow(console: Console, services: ServiceSettings, models_dir: Path, patient_count: int,
+             requests_per_record: int, stack: contextlib.ExitStack, start_node) -> None:
+    from aidoc.flow.consent import grant_consent
+    from aidoc.flow.faucet import fund
+    from aidoc.flow.model import register_model
+    from aidoc.flow.node import register_node
+    from aidoc.flow.record import add_record
+    from aidoc.flow.session import Session
+
+    cast = Cast([Identity.generate() for _ in range(patient_count)], Identity.generate(), Identity.generate(),
+                Identity.generate())
+    doctor = Session(cast.doctor, services)
+    marketplace = doctor.marketplace
+    store = doctor.store
+    session = {who.address: Session(who, services, marketplace, store)
+               for who in [*cast.patients, cast.provider, cast.node]}
+    session[cast.doctor.address] = doctor
+    for who, amount in [(cast.doctor, 1_000 * AID), (cast.node, STAKE), *[(p, 0) for p in cast.patients],
+                        (cast.provider, 0)]:
+        fund(marketplace, who.address, eth=10 * AID, aid=amount)
+
+    console.rule("2. models and node")
+    provider = session[cast.provider.address]
+    panel_model = register_model(provider, models_dir / "panel-mlp.safetensors", "breast-cancer-panel-mlp",
+                                 DataType.LAB_PANEL, MODEL_PRICE)
+    ecg_model = register_model(provider, models_dir / "ecg-cnn.safetensors", "ecg-rhythm-cnn", DataType.ECG,
+                               MODEL_PRICE)
+    console.print(f"provider {cast.provider.address} registered models {panel_model} (panel) and {ecg_model} (ECG)")
+    register_node(session[cast.node.address], STAKE, NODE_FEE, [DataType.LAB_PANEL, DataType.ECG], gpu=False)
+    for process in start_node(services, cast.node):
+        stack.callback(process.stop)
+    console.print(f"node {cast.node.address} staked {aid(STAKE)}; its worker, watcher and sender are running")
+
+    console.rule("3. patients add encrypted records and grant consent")
+    samples = sorted((models_dir / "samples").glob("*"))
+    if not samples:
+        raise AidocError(f"no sample records in {models_dir / 'samples'}; run scripts/train_models.py")
+    records: list[tuple[int, Identity, Path]] = []
+    expiry = marketplace.w3.eth.get_block("latest")["timestamp"] + 30 * 86400
+    for index, patient in enumerate(cast.patients):
+        sample = samples[index % len(samples)]
+        record_id = add_record(session[patient.address], sample, [cast.node.address], ROYALTY)
+        grant_consent(session[patient.address], record_id, cast.doctor.address, Purpose.DIAGNOSIS, expiry)
+        records.append((record_id, patient, sample))
+        console.print(f"patient {index + 1} ({patient.address[:10]}…): record {record_id} from {sample.name}, "
+                      "consent to the doctor for diagnosis, 30 days")
+
+    console.rule("4. the doctor requests diagnoses; the node fulfils them")
+    before = balances(marketplace, cast)
+    request_ids = request_diagnoses_and_wait(console, doctor, cast, records, requests_per_record, panel_model,
+                                             ecg_model)
+    console.rule("5. the doctor decrypts the results")
+    show_results(console, doctor, request_ids)
+    console.rule("6. payments and an audit trail")
+    show_payments(console, marketplace, cast, before)
+    show_audit(console, session[records[0][1].address], records[0][0])
+
+
+def request_diagnoses_and_wait(console, doctor, cast: Cast, records, repeats: int, panel_model: int,
+                               ecg_model: int) -> list[int]:
+    from aidoc.flow.request import request_diagnosis
+    from aidoc.flow.result import wait_for_settlements
+    from aidoc.records import load_record_file
+
+    request_ids = []
+    for record_id, _, sample in records:
+        model = panel_model if load_record_file(sample).data_type == DataType.LAB_PANEL else ecg_model
+        for _ in range(repeats):
+            request_id, _ = request_diagnosis(doctor, record_id, model, cast.node.address)
+            request_ids.append(request_id)
+    started = time.monotonic()
+    with Progress(TextColumn("diagnoses"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("settled", total=len(request_ids))
+        settled = wait_for_settlements(doctor, request_ids, timeout=180,
+                                       progress=lambda _: progress.advance(task))
+    failed = [s for s in settled.values() if s.status != RequestStatus.FULFILLED]
+    console.print(f"{len(request_ids) - len(failed)} of {len(request_ids)} requests fulfilled in "
+                  f"{time.monotonic() - started:.1f} s")
+    if failed:
+        raise AidocError("requests not fulfilled: " + ", ".join(
+            f"{s.request_id} {s.status.name}{' ' + s.failure.name if s.failure else ''}" for s in failed))
+    return request_ids
+
+
+def show_results(console, doctor, request_ids: list[int]) -> None:
+    from aidoc.flow.result import fetch_result
+
+    table = Table("request", "record", "model", "diagnosis", "probabilities", "commitment")
+    for request_id in request_ids:
+        opened = fetch_result(doctor, request_id)
+        result = opened.result
+        table.add_row(str(request_id), str(result["recordId"]), f"{result['model']['name']} v{result['model']['version']}",
+                      result["label"], ", ".join(f"{k} {v:.2f}" for k, v in result["probabilities"].items()),
+                      "verified")
+    console.print(table)
+
+
+def balances(marketplace, cast: Cast) -> dict[str, int]:
+    token = marketplace.token.functions
+    values = {who.address: token.balanceOf(who.address).call()
+              for who in [*cast.patients, cast.doctor, cast.provider]}
+    values[cast.node.address] = marketplace.market.functions.nodeAccount(cast.node.address).call()[0]
+    return values
+
+
+def show_payments(console, marketplace, cast: Cast, before: dict[str, int]) -> None:
+    after = balances(marketplace, cast)
+    table = Table("party", "address", "change")
+    rows = [("doctor (paid)", cast.doctor), ("model provider", cast.provider), ("node (earnings to withdraw)", cast.node)]
+    rows += [(f"patient {i + 1} (royalty)", p) for i, p in enumerate(cast.patients)]
+    for label, who in rows:
+        delta = after[who.address] - before[who.address]
+        table.add_row(label, who.address, ("+" if delta >= 0 else "") + aid(delta))
+    console.print(table)
+    spent = before[cast.doctor.address] - after[cast.doctor.address]
+    received = sum(after[w.address] - before[w.address] for w in [cast.provider, cast.node, *cast.patients])
+    console.print(f"escrow settled: the doctor paid {aid(spent)}, the others received {aid(received)}")
+    if spent != received:
+        raise AidocError("the payment split does not add up")
+
+
+def show_audit(console, patient_session, record_id: int) -> None:
+    from aidoc.flow.audit import audit_trail
+
+    table = Table("time (UTC)", "action", "who", "purposes", "detail", title=f"audit trail of record {record_id}")
+    for entry in audit_trail(patient_session, record_id):
+        table.add_row(time.strftime("%H:%M:%S", time.gmtime(entry.timestamp)), entry.action, entry.party[:12] + "…",
+                      str(entry.purposes.name), entry.detail)
+    console.print(table)

@@ -1,0 +1,93 @@
+"""`aidoc up`, `aidoc down` and `aidoc node run`: the local stack, from the settings' URLs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Callable, Iterator
+from urllib.parse import urlparse
+
+from aidoc.config import ENV_PREFIX, OracleSettings, ServiceSettings
+from aidoc.identity import Identity
+from aidoc.stack.process import ManagedProcess, port_open, stop_recorded
+from aidoc.stack.services import anvil, node_processes, redis_server
+
+
+def _host_port(url: str, default_port: int) -> tuple[str, int]:
+    parsed = urlparse(url)
+    return parsed.hostname or "127.0.0.1", parsed.port or default_port
+
+
+def start_stack(services: ServiceSettings, start_chain: bool = True) -> Iterator[str]:
+    """Starts anvil and Redis where the settings point, unless something already answers there."""
+    host, port = _host_port(services.rpc_url, 8545)
+    if port_open(host, port):
+        yield f"chain: using {services.rpc_url}"
+    elif start_chain and host in ("127.0.0.1", "localhost"):
+        anvil(services.run_dir, port).start()
+        yield f"chain: anvil on {services.rpc_url}"
+    else:
+        yield f"chain: nothing answers at {services.rpc_url} (set AIDOC_RPC_URL)"
+    host, port = _host_port(services.redis_url, 6379)
+    if port_open(host, port):
+        yield f"redis: using {services.redis_url}"
+    else:
+        redis_server(services.run_dir, port, persistent=True).start()
+        yield f"redis: started on {services.redis_url}"
+    yield f"ipfs: {services.ipfs_api or f'embedded store in {services.store_dir}'}"
+
+
+def stop_stack(services: ServiceSettings) -> Iterator[str]:
+    for pid_file in sorted(services.run_dir.glob("*.pid")):
+        if stop_recorded(pid_file):
+            yield f"stopped {pid_file.stem}"
+
+
+def node_environment(services: ServiceSettings, identity: Identity) -> dict[str, str]:
+    """What a node's child processes need: the settings in effect here and the node's key."""
+    env = {key: value for key, value in os.environ.items() if key.startswith(ENV_PREFIX)}
+    env.update({
+        ENV_PREFIX + "RPC_URL": services.rpc_url,
+        ENV_PREFIX + "REDIS_URL": services.redis_url,
+        ENV_PREFIX + "IPFS_API": services.ipfs_api,
+        ENV_PREFIX + "STORE_DIR": str(services.store_dir),
+        ENV_PREFIX + "DEPLOYMENTS_DIR": str(services.deployments_dir),
+        ENV_PREFIX + "BUILD_DIR": str(services.build_dir),
+        ENV_PREFIX + "NODE_PRIVATE_KEY": identity.account.key.hex(),
+    })
+    env.pop(ENV_PREFIX + "PRIVATE_KEY", None)
+    return env
+
+
+def start_node(services: ServiceSettings, identity: Identity, concurrency: int | None = None) -> list[ManagedProcess]:
+    """Starts the node's worker, sender and watcher; stops those already started if one fails."""
+    concurrency = concurrency or OracleSettings().worker_concurrency
+    started: list[ManagedProcess] = []
+    try:
+        for process in node_processes(services.run_dir, node_environment(services, identity), concurrency):
+            started.append(process.start())
+    except BaseException:
+        for process in reversed(started):
+            process.stop()
+        raise
+    return started
+
+
+def run_node(services: ServiceSettings, identity: Identity, concurrency: int, say: Callable[[str], None]) -> None:
+    processes = start_node(services, identity, concurrency)
+    say(f"node {identity.address}: worker, sender and watcher running (logs in {services.run_dir}); Ctrl-C stops")
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(1.0):
+            for process in processes:
+                if process.process is not None and process.process.poll() is not None:
+                    say(f"{process.name} exited; see {process.log_path}")
+                    stopped.set()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        say("node stopped")

@@ -1,0 +1,186 @@
+"""Fixtures for the oracle pipeline tests: a real stack of anvil, Redis (redis-server or valkey), an
+offline js-ipfs daemon, the marketplace deployed by Brownie, the trained models, and a node whose
+Celery worker, watcher and sender run as separate processes. Run with plain pytest:
+`pytest -p no:pytest-brownie tests/pipeline` (make test does)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+
+from aidoc.config import AID, ENV_PREFIX, PROJECT_ROOT, ServiceSettings
+from aidoc.constants import DataType, Purpose, RequestStatus
+from aidoc.flow.session import Session
+from aidoc.identity import Identity
+from aidoc.stack.process import ManagedProcess, free_port
+
+MODELS_DIR = PROJECT_ROOT / "build" / "models"
+ROYALTY = AID
+MODEL_PRICE = 5 * AID
+NODE_FEE = 2 * AID
+STAKE = 1_000 * AID
+# The node processes refuse records above this, so a test can send an oversized one cheaply.
+NODE_MAX_RECORD_BYTES = 1024 * 1024
+
+
+@dataclass
+class Stack:
+    services: ServiceSettings
+    run_dir: Path
+    processes: dict[str, ManagedProcess]
+    env: dict[str, str]
+
+
+@dataclass
+class Node:
+    identity: Identity
+    session: Session
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return self.identity.address
+
+    def alive(self) -> bool:
+        return all(p.process is not None and p.process.poll() is None for p in self.processes)
+
+
+def _start(process: ManagedProcess, started: dict[str, ManagedProcess]) -> ManagedProcess:
+    started[process.name] = process.start()
+    return process
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Stack:
+    from aidoc.stack.ipfs import ipfs_daemon
+    from aidoc.stack.services import anvil, redis_server
+
+    run_dir = tmp_path_factory.mktemp("stack")
+    ports = {"anvil": free_port(), "redis": free_port(), "ipfs": free_port()}
+    env = {
+        ENV_PREFIX + "RPC_URL": f"http://127.0.0.1:{ports['anvil']}",
+        ENV_PREFIX + "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+        ENV_PREFIX + "IPFS_API": f"http://127.0.0.1:{ports['ipfs']}",
+        ENV_PREFIX + "STORE_DIR": str(run_dir / "embedded"),
+        ENV_PREFIX + "DEPLOYMENTS_DIR": str(run_dir / "deployments"),
+        ENV_PREFIX + "RUN_DIR": str(run_dir),
+        ENV_PREFIX + "MAX_RECORD_BYTES": str(NODE_MAX_RECORD_BYTES),
+        ENV_PREFIX + "BATCH_WAIT": "0.1",
+        ENV_PREFIX + "POLL_INTERVAL": "0.2",
+    }
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    started: dict[str, ManagedProcess] = {}
+    try:
+        _start(anvil(run_dir, ports["anvil"]), started)
+        _start(redis_server(run_dir, ports["redis"]), started)
+        _start(ipfs_daemon(run_dir, run_dir / "ipfs-repo", ports["ipfs"]), started)
+        deployed = subprocess.run(
+            [sys.executable, str(PROJECT_ROOT / "tools" / "run_script.py"), "scripts/deploy.py", "--network",
+             "development"], cwd=PROJECT_ROOT, capture_output=True, text=True, env={**os.environ})
+        assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+        yield Stack(ServiceSettings(), run_dir, started, env)
+    finally:
+        for process in reversed(list(started.values())):
+            process.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """The trained models: scripts/train_models.py runs once per checkout (make models does it too)."""
+    if not (MODELS_DIR / "metrics.json").exists():
+        subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "train_models.py"), "--out", str(MODELS_DIR)],
+                       check=True, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL)
+    return MODELS_DIR
+
+
+@pytest.fixture(scope="session")
+def funded(stack):
+    """Makes a funded Session for a fresh identity."""
+    from aidoc.chain.contracts import open_marketplace
+    from aidoc.flow.faucet import fund
+
+    marketplace = open_marketplace(stack.services)
+
+    def make(aid: int = 1_000 * AID) -> Session:
+        identity = Identity.generate()
+        fund(marketplace, identity.address, eth=10 * AID, aid=aid)
+        return Session(identity, stack.services, marketplace)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def provider(funded) -> Session:
+    return funded(0)
+
+
+@pytest.fixture(scope="session")
+def models(provider, models_dir) -> dict[DataType, int]:
+    from aidoc.flow.model import register_model
+
+    return {
+        DataType.LAB_PANEL: register_model(provider, models_dir / "panel-mlp.safetensors", "panel", DataType.LAB_PANEL,
+                                           MODEL_PRICE),
+        DataType.ECG: register_model(provider, models_dir / "ecg-cnn.safetensors", "ecg", DataType.ECG, MODEL_PRICE),
+    }
+
+
+@pytest.fixture(scope="session")
+def node(stack, funded) -> Node:
+    from aidoc.flow.node import register_node
+    from aidoc.stack.local import start_node
+
+    session = funded(STAKE)
+    register_node(session, STAKE, NODE_FEE, [DataType.LAB_PANEL, DataType.ECG], gpu=False)
+    processes = start_node(stack.services, session.identity, concurrency=2)
+    node = Node(session.identity, session, processes)
+    yield node
+    for process in reversed(processes):
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def doctor(funded) -> Session:
+    return funded(10_000 * AID)
+
+
+@pytest.fixture
+def patient(funded) -> Session:
+    return funded(0)
+
+
+@pytest.fixture(scope="session")
+def redis_client(stack) -> redis_lib.Redis:
+    return redis_lib.Redis.from_url(stack.services.redis_url)
+
+
+def consented_record(patient: Session, doctor: Session, node: Node, source, royalty: int = ROYALTY) -> int:
+    """A record of `source` readable by `node`, with diagnosis consent to `doctor` for 30 days."""
+    from aidoc.flow.consent import grant_consent
+    from aidoc.flow.record import add_record
+
+    record_id = add_record(patient, source, [node.address], royalty)
+    expiry = patient.marketplace.w3.eth.get_block("latest")["timestamp"] + 30 * 86400
+    grant_consent(patient, record_id, doctor.address, Purpose.DIAGNOSIS, expiry)
+    return record_id
+
+
+def settle(doctor: Session, request_ids: list[int], timeout: float = 90) -> dict:
+    from aidoc.flow.result import wait_for_settlements
+
+    settled = wait_for_settlements(doctor, request_ids, timeout=timeout, poll=0.1)
+    pending = [i for i, s in settled.items() if s.status == RequestStatus.PENDING]
+    assert not pending, f"requests still pending after {timeout} s: {pending}"
+    return settled

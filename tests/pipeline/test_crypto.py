@@ -1,0 +1,104 @@
+"""Record and result envelopes: round trips, and every way a ciphertext or key can be wrong."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from nacl.public import PrivateKey
+
+from aidoc.crypto import encrypt_record, open_record, open_result, result_commitment, seal_result
+from aidoc.crypto.keys import derive_encryption_key, encryption_public_key
+from aidoc.errors import CorruptCiphertext, WrongKey
+from aidoc.identity import Identity
+
+
+def test_record_round_trip_for_every_recipient():
+    nodes = [PrivateKey.generate() for _ in range(3)]
+    sealed = encrypt_record(b"panel bytes", [k.public_key.encode() for k in nodes], data_type=1)
+    for key in nodes:
+        assert open_record(sealed.ciphertext, sealed.key_envelope, key) == (1, b"panel bytes")
+    assert b"panel bytes" not in sealed.ciphertext and b"panel bytes" not in sealed.key_envelope
+
+
+def test_record_is_sealed_under_a_fresh_key_each_time():
+    key = PrivateKey.generate()
+    one = encrypt_record(b"same", [key.public_key.encode()], data_type=1)
+    two = encrypt_record(b"same", [key.public_key.encode()], data_type=1)
+    assert one.ciphertext != two.ciphertext and one.key_envelope != two.key_envelope
+
+
+def test_a_node_outside_the_envelope_gets_wrong_key():
+    sealed = encrypt_record(b"x", [PrivateKey.generate().public_key.encode()], data_type=2)
+    with pytest.raises(WrongKey, match="not addressed"):
+        open_record(sealed.ciphertext, sealed.key_envelope, PrivateKey.generate())
+
+
+def test_an_entry_sealed_to_another_key_gets_wrong_key():
+    mine, other = PrivateKey.generate(), PrivateKey.generate()
+    sealed = encrypt_record(b"x", [other.public_key.encode()], data_type=1)
+    envelope = json.loads(sealed.key_envelope)
+    envelope["recipients"] = {mine.public_key.encode().hex(): envelope["recipients"][other.public_key.encode().hex()]}
+    with pytest.raises(WrongKey, match="does not open"):
+        open_record(sealed.ciphertext, json.dumps(envelope).encode(), mine)
+
+
+@given(position=st.integers(min_value=0), flip=st.integers(min_value=1, max_value=255))
+@settings(max_examples=60)
+def test_any_flipped_byte_is_detected(position, flip):
+    key = PrivateKey.generate()
+    sealed = encrypt_record(b"a record of some length", [key.public_key.encode()], data_type=1)
+    tampered = bytearray(sealed.ciphertext)
+    tampered[position % len(tampered)] ^= flip
+    with pytest.raises(CorruptCiphertext):
+        open_record(bytes(tampered), sealed.key_envelope, key)
+
+
+@given(cut=st.integers(min_value=0, max_value=73))  # the ciphertext is 74 bytes
+@settings(max_examples=40)
+def test_truncation_is_detected(cut):
+    key = PrivateKey.generate()
+    sealed = encrypt_record(b"x" * 40, [key.public_key.encode()], data_type=1)
+    with pytest.raises(CorruptCiphertext):
+        open_record(sealed.ciphertext[:cut], sealed.key_envelope, key)
+
+
+@given(garbage=st.binary(max_size=300))
+@settings(max_examples=60)
+def test_garbage_envelopes_give_wrong_key_only(garbage):
+    with pytest.raises(WrongKey):
+        open_record(b"AIDR\x01" + b"\0" * 40, garbage, PrivateKey.generate())
+
+
+def test_result_opens_for_the_requester_and_matches_its_commitment():
+    doctor = PrivateKey.generate()
+    sealed = seal_result(7, {"label": "benign", "probabilities": {"benign": 0.9, "malignant": 0.1}},
+                         doctor.public_key.encode())
+    opened = open_result(sealed.ciphertext, doctor)
+    assert opened.request_id == 7 and opened.result["label"] == "benign"
+    assert opened.commitment == sealed.commitment
+
+
+def test_result_does_not_open_for_anyone_else():
+    sealed = seal_result(1, {"label": "benign"}, PrivateKey.generate().public_key.encode())
+    with pytest.raises(WrongKey):
+        open_result(sealed.ciphertext, PrivateKey.generate())
+
+
+def test_commitment_is_salted_so_a_guess_cannot_be_tested():
+    key = PrivateKey.generate().public_key.encode()
+    result = {"label": "malignant"}
+    one, two = seal_result(3, result, key), seal_result(3, result, key)
+    assert one.commitment != two.commitment
+    unsalted_guesses = {result_commitment(3, b"\0" * 32, json.dumps(result).encode()),
+                        result_commitment(3, b"", b'{"label":"malignant"}')}
+    assert one.commitment not in unsalted_guesses
+
+
+def test_encryption_key_is_derived_from_the_account_key_and_differs_per_account():
+    a, b = Identity.generate(), Identity.generate()
+    assert a.encryption_public_key == encryption_public_key(bytes(a.account.key))
+    assert derive_encryption_key(bytes(a.account.key)).encode() != bytes(a.account.key)
+    assert a.encryption_public_key != b.encryption_public_key

@@ -1,0 +1,122 @@
+"""The watcher's block-range logic against a scripted chain (a fake log source) and a real Redis:
+confirmations, backfill after downtime, reorg rescans, deduplication, bounded eth_getLogs ranges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+import redis as redis_lib
+
+from aidoc.config import OracleSettings
+from aidoc.market import DiagnosisJob, DiagnosisRequest
+from aidoc.stack.process import free_port
+from aidoc.stack.services import redis_server
+from oracles.watcher import RequestLog, Watcher, WatcherState, block_ranges
+
+NODE = "0x" + "ab" * 20
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    port = free_port()
+    with redis_server(tmp_path_factory.mktemp("redis"), port):
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture
+def state(redis_url, request):
+    client = redis_lib.Redis.from_url(redis_url)
+    client.flushdb()
+    return WatcherState(client, NODE, chain_id=request.node.name.__hash__() % 10_000)
+
+
+def request_log(request_id: int, block: int, fork: str = "a") -> RequestLog:
+    terms = DiagnosisRequest(NODE, NODE, NODE, NODE, 1, 1, 1, 1, 1, 10**9)
+    block_hash = f"0x{fork}{block:063x}"
+    job = DiagnosisJob(request_id, terms, b"\1" * 32, block_hash, f"0x{request_id:064x}", 0)
+    return RequestLog(block, block_hash, job.tx_hash, 0, job)
+
+
+@dataclass
+class ScriptedChain:
+    """A chain whose head and logs the test sets; it records every eth_getLogs range asked for."""
+
+    head_block: int = 0
+    logs: list[RequestLog] = field(default_factory=list)
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+
+    def head(self) -> int:
+        return self.head_block
+
+    def request_logs(self, from_block: int, to_block: int) -> list[RequestLog]:
+        self.ranges.append((from_block, to_block))
+        return [log for log in self.logs if from_block <= log.block_number <= to_block]
+
+
+def watcher(chain: ScriptedChain, state: WatcherState, dispatched: list, **settings) -> Watcher:
+    defaults = {"confirmations": 0, "reorg_depth": 3, "log_range": 100}
+    return Watcher(chain, state, dispatched.append, OracleSettings(**{**defaults, **settings}), start_block=1)
+
+
+def test_block_ranges_cover_the_span_in_bounded_steps():
+    assert list(block_ranges(1, 10, 4)) == [(1, 4), (5, 8), (9, 10)]
+    assert list(block_ranges(5, 4, 4)) == []
+
+
+def test_logs_wait_for_their_confirmations(state):
+    chain, dispatched = ScriptedChain(head_block=10, logs=[request_log(1, 8), request_log(2, 10)]), []
+    w = watcher(chain, state, dispatched, confirmations=2)
+    assert w.poll_once() == 1 and [j.request_id for j in dispatched] == [1]
+    chain.head_block = 12
+    assert w.poll_once() == 1 and [j.request_id for j in dispatched] == [1, 2]
+
+
+def test_a_restarted_watcher_backfills_from_its_checkpoint(state):
+    chain, dispatched = ScriptedChain(head_block=5, logs=[request_log(1, 3)]), []
+    watcher(chain, state, dispatched).poll_once()
+    chain.logs += [request_log(n, 5 + n * 40) for n in range(2, 7)]  # mined while the watcher was down
+    chain.head_block = 300
+    restarted, after_restart = watcher(chain, state, []), []
+    restarted.dispatch = after_restart.append
+    restarted.poll_once()
+    assert sorted(j.request_id for j in after_restart) == [2, 3, 4, 5, 6]
+    assert state.checkpoint() == 300
+    assert all(high - low < 100 for low, high in chain.ranges)  # never one huge eth_getLogs
+
+
+def test_a_log_seen_twice_is_dispatched_once(state):
+    chain, dispatched = ScriptedChain(head_block=10, logs=[request_log(1, 9)]), []
+    w = watcher(chain, state, dispatched)
+    w.poll_once()
+    chain.head_block = 11  # the next pass rescans block 9 (reorg depth 3)
+    w.poll_once()
+    assert [j.request_id for j in dispatched] == [1]
+
+
+def test_a_reorg_within_the_rescan_depth_redelivers_the_moved_log(state):
+    chain, dispatched = ScriptedChain(head_block=10, logs=[request_log(1, 9, fork="a")]), []
+    w = watcher(chain, state, dispatched)
+    w.poll_once()
+    chain.logs = [request_log(1, 10, fork="b")]  # the same request re-mined in another block
+    chain.head_block = 11
+    w.poll_once()
+    assert [(j.request_id, j.block_hash[2]) for j in dispatched] == [(1, "a"), (1, "b")]
+
+
+def test_a_reorg_deeper_than_the_confirmations_never_reaches_the_workers(state):
+    chain, dispatched = ScriptedChain(head_block=10, logs=[request_log(1, 10, fork="a")]), []
+    w = watcher(chain, state, dispatched, confirmations=2)
+    w.poll_once()
+    chain.logs = []  # the block holding the request was dropped before it was buried
+    chain.head_block = 12
+    w.poll_once()
+    assert dispatched == []
+
+
+def test_the_first_pass_starts_at_the_deployment_block(state):
+    chain, dispatched = ScriptedChain(head_block=50, logs=[request_log(1, 2)]), []
+    w = watcher(chain, state, dispatched)
+    w.start_block = 20
+    w.poll_once()
+    assert dispatched == [] and chain.ranges[0][0] == 20
