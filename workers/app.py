@@ -30,7 +30,6 @@ def make_app(services: ServiceSettings | None = None, oracle: OracleSettings | N
         task_ignore_result=True,
         task_default_queue=DIAGNOSIS_QUEUE,
         worker_concurrency=oracle.worker_concurrency,
-        worker_hijack_root_logger=False,
     )
     return app
 

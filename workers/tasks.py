@@ -31,9 +31,10 @@ def diagnose(self, job_data: dict) -> str:
     runtime = state.runtime
     claim_key = f"aidoc:{runtime.address.lower()}:claim:{job.request_id}"
     try:
-        if not _claim(runtime.redis, claim_key, self.request.id, runtime.oracle.visibility_timeout):
-            return Outcome.DUPLICATE.value
-        outcome = run_diagnosis(state, job)
+        if _claim(runtime.redis, claim_key, self.request.id, runtime.oracle.visibility_timeout):
+            outcome = run_diagnosis(state, job)
+        else:
+            outcome = Outcome.DUPLICATE
     except TRANSIENT as error:
         retries = self.request.retries
         if retries >= runtime.oracle.task_max_retries:

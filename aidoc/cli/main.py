@@ -34,7 +34,7 @@ for sub, name in ((account_app, "account"), (record_app, "record"), (consent_app
     app.add_typer(sub, name=name)
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # one line per error, however long
 
 AccountOption = typer.Option(None, "--account", "-a", envvar=ENV_PREFIX + "ACCOUNT",
                              help="keystore name (or set AIDOC_PRIVATE_KEY)")

@@ -92,5 +92,6 @@ class EmbeddedStore:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as error:
-            raise StorageUnavailable(f"cannot write {path.name} to the embedded store at {self.root}: "
-                                     f"{error.strerror}") from None
+            raise StorageUnavailable(
+                f"cannot write {path.name} to the embedded store at {self.root}: {error.strerror}"
+            ) from None

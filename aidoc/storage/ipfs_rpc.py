@@ -13,6 +13,9 @@ Trust: nothing the daemon returns is taken on faith.
 - A CID the daemon does not hold: Kubo online searches the network for it indefinitely, and an
   offline node may wait too, so the root lookup carries the RPC's `timeout` option (a duration, which
   Kubo and js-ipfs both honour) and a lookup that runs out of time counts as ContentNotFound.
+  (js-ipfs 0.18 `--offline` waits forever on a missing block and ignores an `offline=true` parameter.)
+  The `/cat` that follows has no such option (it would also cut long downloads): a DAG whose root is
+  present but a child is not ends with httpx's read timeout, as StorageUnavailable.
 
 Errors: a daemon that cannot be reached, times out or answers 5xx for another reason raises
 StorageUnavailable (transient); "not found" answers raise ContentNotFound.
@@ -138,17 +141,17 @@ class IpfsRpcStore:
         except httpx.TimeoutException:
             raise StorageUnavailable(
                 f"IPFS daemon at {self.api_url} did not answer /{command} within {self.timeout:.0f} s; "
-                "check it is running (make ipfs / aidoc up) or set AIDOC_IPFS_API"
+                "check that it is running (aidoc up) or set AIDOC_IPFS_API to one that is"
             ) from None
         except httpx.TransportError as error:
             raise StorageUnavailable(
                 f"IPFS daemon at {self.api_url} is unreachable ({type(error).__name__}); "
-                "start it (make ipfs / aidoc up) or set AIDOC_IPFS_API"
+                "start it (aidoc up) or set AIDOC_IPFS_API to a running daemon's API URL"
             ) from None
 
     def _raise_for(self, command: str, response: httpx.Response, cid: str | None) -> None:
         message = _error_message(response.read())
-        if cid is not None and _NOT_FOUND.search(message) or command == "pin/rm" and _NOT_PINNED.search(message):
+        if (cid is not None and _NOT_FOUND.search(message)) or (command == "pin/rm" and _NOT_PINNED.search(message)):
             raise ContentNotFound(f"IPFS daemon at {self.api_url} does not have {cid}: {message}")
         if response.status_code >= 500:
             raise StorageUnavailable(f"IPFS daemon at {self.api_url} failed /{command}: {message}")

@@ -242,34 +242,44 @@ class _Built(NamedTuple):
 def build_dag(data: bytes) -> tuple[str, dict[str, bytes]]:
     """The root CID of `data` as Kubo adds it, and every block of its DAG by CID string."""
     blocks: dict[str, bytes] = {}
+    return _build(data, blocks), blocks
 
-    def put(codec: int, block: bytes, filesize: int, tsize: int) -> _Built:
+
+def compute_cid(data: bytes) -> str:
+    """The CIDv1 Kubo returns for `ipfs add --cid-version=1 --raw-leaves` of `data`."""
+    return _build(data, None)
+
+
+def _build(data: bytes, blocks: dict[str, bytes] | None) -> str:
+    """Builds the balanced DAG bottom-up (leaves grouped 174 to a node, level after level, which is the
+    tree Kubo's fill-then-deepen builder makes), storing blocks in `blocks` unless it is None."""
+
+    def put(codec: int, block: bytes | memoryview, filesize: int, tsize: int) -> _Built:
         binary = cid_bytes(codec, hashlib.sha256(block).digest())
-        blocks[cid_string(binary)] = block
+        if blocks is not None:
+            blocks[cid_string(binary)] = bytes(block)
         return _Built(binary, filesize, tsize)
 
+    view = memoryview(data)  # chunks are hashed in place, copied only when kept
     level = []
     for start in _chunk_starts(data):
-        chunk = data[start : start + CHUNK_SIZE]
+        chunk = view[start : start + CHUNK_SIZE]
         level.append(put(RAW_CODEC, chunk, len(chunk), len(chunk)))
     while len(level) > 1:
         parents: list[_Built] = []
         for start in range(0, len(level), MAX_LINKS):
             group = level[start : start + MAX_LINKS]
             node = encode_file_node([Link(c.cid, c.tsize) for c in group], [c.filesize for c in group])
-            parents.append(put(DAG_PB_CODEC, node, sum(c.filesize for c in group), len(node) + sum(c.tsize for c in group)))
+            parents.append(
+                put(DAG_PB_CODEC, node, sum(c.filesize for c in group), len(node) + sum(c.tsize for c in group))
+            )
         level = parents
-    return cid_string(level[0].cid), blocks
+    return cid_string(level[0].cid)
 
 
 def _chunk_starts(data: bytes) -> range:
     """Offsets of the 256 KiB chunks; an empty file is one empty chunk."""
     return range(0, max(len(data), 1), CHUNK_SIZE)
-
-
-def compute_cid(data: bytes) -> str:
-    """The CIDv1 Kubo returns for `ipfs add --cid-version=1 --raw-leaves` of `data`."""
-    return build_dag(data)[0]
 
 
 # --- reading a DAG back ---------------------------------------------------------------------------------

@@ -184,3 +184,12 @@ def settle(doctor: Session, request_ids: list[int], timeout: float = 90) -> dict
     pending = [i for i, s in settled.items() if s.status == RequestStatus.PENDING]
     assert not pending, f"requests still pending after {timeout} s: {pending}"
     return settled
+
+
+def samples_of(models_dir: Path, data_type: DataType) -> list[Path]:
+    """The sample patient files of one data type that scripts/train_models.py wrote."""
+    from aidoc.records import load_record_file
+
+    found = [p for p in sorted((models_dir / "samples").iterdir()) if load_record_file(p).data_type == data_type]
+    assert found, f"no {data_type.name} samples in {models_dir / 'samples'}"
+    return found

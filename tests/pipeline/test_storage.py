@@ -123,7 +123,9 @@ def fake_daemon() -> Iterator[Callable[[Callable[[str, bytes], tuple[int, bytes]
         fake.close()
 
 
-def proxy_to(upstream: str, tamper: Callable[[str, bytes], bytes] | None = None) -> Callable[[str, bytes], tuple[int, bytes]]:
+def proxy_to(
+    upstream: str, tamper: Callable[[str, bytes], bytes] | None = None
+) -> Callable[[str, bytes], tuple[int, bytes]]:
     """A FakeDaemon responder that forwards to the real daemon and lets `tamper(path, answer)` edit answers."""
 
     def respond(path: str, body: bytes) -> tuple[int, bytes]:
