@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import redis
 import requests
 
-from aidoc.chain.transactions import TransactionReverted, Transactor
+from aidoc.chain.contracts import TransactionReverted
+from aidoc.chain.transactions import Transactor
 from aidoc.constants import RequestStatus
 from aidoc.errors import StorageError, TransientError
 from aidoc.node import NodeRuntime

@@ -11,10 +11,19 @@ from pathlib import Path
 from eth_utils import keccak
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
+from web3.exceptions import ContractLogicError
 
 from aidoc.chain.deployments import CONTRACT_NAMES, Deployment, load_deployment
 from aidoc.config import ServiceSettings
-from aidoc.errors import ConfigError, DeploymentNotFound, TransientError
+from aidoc.errors import AidocError, ConfigError, DeploymentNotFound, TransientError
+
+
+class TransactionReverted(AidocError):
+    """A transaction, its gas estimate or a view call reverted; the message names the contract's error."""
+
+    def __init__(self, action: str, reason: str):
+        super().__init__(f"{action} was refused by the contract: {reason}")
+        self.reason = reason
 
 
 @lru_cache(maxsize=None)
@@ -103,6 +112,11 @@ def _abi_type(arg: dict) -> str:
     return arg["type"]
 
 
+def revert_data(error: ContractLogicError) -> str | bytes | None:
+    """The raw revert data web3 attached to a failed call, if any."""
+    return error.data if isinstance(error.data, (str, bytes)) else None
+
+
 def decode_revert(data: bytes | str | None, build_dir: Path) -> str:
     """A custom error's revert data as `Name(arg=value, ...)`, or a plain description."""
     if isinstance(data, str):
@@ -127,7 +141,11 @@ def decode_revert(data: bytes | str | None, build_dir: Path) -> str:
 
 def call_struct(contract: Contract, function: str, *args) -> dict:
     """Calls a view function and names its result's fields (web3 returns structs as tuples)."""
-    value = getattr(contract.functions, function)(*args).call()
+    try:
+        value = getattr(contract.functions, function)(*args).call()
+    except ContractLogicError as error:
+        reason = decode_revert(revert_data(error), ServiceSettings().build_dir) if revert_data(error) else str(error)
+        raise TransactionReverted(function, reason) from None
     outputs = next(i for i in contract.abi if i.get("type") == "function" and i["name"] == function)["outputs"]
     if len(outputs) == 1 and outputs[0]["type"] == "tuple":
         return dict(zip([c["name"] for c in outputs[0]["components"]], value))

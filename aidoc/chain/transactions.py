@@ -16,21 +16,13 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 from web3.types import TxReceipt
 
-from aidoc.chain.contracts import decode_revert
-from aidoc.errors import AidocError, TransientError
+from aidoc.chain.contracts import TransactionReverted, decode_revert, revert_data
+from aidoc.errors import TransientError
 
 log = logging.getLogger(__name__)
 
 GAS_HEADROOM = 1.2  # estimates can fall short when state changes between estimate and inclusion
 FEE_BUMP_NUMERATOR, FEE_BUMP_DENOMINATOR = 5, 4  # +25%: nodes require >= +10% to replace
-
-
-class TransactionReverted(AidocError):
-    """A transaction (or its gas estimate) reverted; the message names the contract's error."""
-
-    def __init__(self, action: str, reason: str):
-        super().__init__(f"{action} was refused by the contract: {reason}")
-        self.reason = reason
 
 
 @dataclass
@@ -72,8 +64,7 @@ class Transactor:
         return Fees(max_fee=2 * base_fee + priority, priority_fee=priority)
 
     def call_reason(self, error: ContractLogicError) -> str:
-        return decode_revert(error.data if isinstance(error.data, (str, bytes)) else None, self.build_dir) \
-            if error.data else str(error.message or error)
+        return decode_revert(revert_data(error), self.build_dir) if revert_data(error) else str(error.message or error)
 
     def estimate(self, function: ContractFunction, action: str) -> int:
         try:

@@ -33,7 +33,8 @@ for sub, name in ((account_app, "account"), (record_app, "record"), (consent_app
                   (node_app, "node")):
     app.add_typer(sub, name=name)
 
-console = Console()
+# Piped output (scripts, logs) gets wide tables instead of cut-off addresses.
+console = Console(width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True, soft_wrap=True)  # one line per error, however long
 
 AccountOption = typer.Option(None, "--account", "-a", envvar=ENV_PREFIX + "ACCOUNT",
@@ -55,6 +56,17 @@ def user_errors(command):
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def table(*columns: str) -> Table:
+    """A table whose address columns (named 'grantee', 'provider', 'who') are never cut short."""
+    made = Table()
+    for column in columns:
+        if column in ("grantee", "provider", "who"):
+            made.add_column(column, no_wrap=True, min_width=42)
+        else:
+            made.add_column(column)
+    return made
 
 
 def parse_aid(amount: str) -> int:
@@ -229,11 +241,11 @@ def consent_list(record: int, account: Optional[str] = AccountOption) -> None:
     """Everyone granted access to RECORD and what they hold now."""
     from aidoc.flow.consent import list_consents
 
-    table = Table("grantee", "purposes", "expiry", "active")
+    rows = table("grantee", "purposes", "expiry", "active")
     for state in list_consents(session_for(account), record):
-        table.add_row(state.grantee, str(state.purposes.name or "-"), time.strftime("%Y-%m-%d %H:%M", time.gmtime(
+        rows.add_row(state.grantee, str(state.purposes.name or "-"), time.strftime("%Y-%m-%d %H:%M", time.gmtime(
             state.expiry)), "yes" if state.active else "no")
-    console.print(table)
+    console.print(rows)
 
 
 # ---------------------------------------------------------------- models and nodes
@@ -257,11 +269,11 @@ def model_list(account: Optional[str] = AccountOption) -> None:
     """Registered models."""
     from aidoc.flow.model import list_models
 
-    table = Table("id", "name", "version", "input", "price", "status", "provider")
+    rows = table("id", "name", "version", "input", "price", "status", "provider")
     for info in list_models(session_for(account)):
-        table.add_row(str(info.model_id), info.name, str(info.version), info.input_type.name, show_aid(info.price),
+        rows.add_row(str(info.model_id), info.name, str(info.version), info.input_type.name, show_aid(info.price),
                       info.status.name, info.provider)
-    console.print(table)
+    console.print(rows)
 
 
 @node_app.command("register")
@@ -329,11 +341,11 @@ def audit(record: int, account: Optional[str] = AccountOption) -> None:
     """Who was granted RECORD, who used it, when and why."""
     from aidoc.flow.audit import audit_trail
 
-    table = Table("time (UTC)", "action", "who", "purposes", "detail")
+    rows = table("time (UTC)", "action", "who", "purposes", "detail")
     for entry in audit_trail(session_for(account), record):
-        table.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry.timestamp)), entry.action, entry.party,
+        rows.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry.timestamp)), entry.action, entry.party,
                       str(entry.purposes.name or "-"), entry.detail)
-    console.print(table)
+    console.print(rows)
 
 
 @app.command()
