@@ -65,7 +65,7 @@ def configure(run_dir: Path) -> ServiceSettings:
     return ServiceSettings()
 
 
-def run_demo(console: Console, patients: int = 4, requests_per_record: int = 1) -> None:
+def run_demo(console: Console, patients: int = 6, requests_per_record: int = 1) -> None:
     from aidoc.stack.local import start_node
     from aidoc.stack.services import anvil, redis_server
 
@@ -100,7 +100,7 @@ def deploy(console: Console, services: ServiceSettings) -> None:
 
 def run_flow(console: Console, services: ServiceSettings, models_dir: Path, patient_count: int,
              requests_per_record: int, stack: contextlib.ExitStack, start_node) -> None:
-    from aidoc.flow.consent import grant_consent
+    from aidoc.flow.consent import grant_consent, revoke_consent
     from aidoc.flow.faucet import fund
     from aidoc.flow.model import register_model
     from aidoc.flow.node import register_node
@@ -132,9 +132,7 @@ def run_flow(console: Console, services: ServiceSettings, models_dir: Path, pati
     console.print(f"node {cast.node.address} staked {aid(STAKE)}; its worker, watcher and sender are running")
 
     console.rule("3. patients add encrypted records and grant consent")
-    samples = sorted((models_dir / "samples").glob("*"))
-    if not samples:
-        raise AidocError(f"no sample records in {models_dir / 'samples'}; run scripts/train_models.py")
+    samples = interleaved_samples(models_dir / "samples")
     records: list[tuple[int, Identity, Path]] = []
     expiry = marketplace.w3.eth.get_block("latest")["timestamp"] + 30 * 86400
     for index, patient in enumerate(cast.patients):
@@ -150,10 +148,26 @@ def run_flow(console: Console, services: ServiceSettings, models_dir: Path, pati
     request_ids = request_diagnoses_and_wait(console, doctor, cast, records, requests_per_record, panel_model,
                                              ecg_model)
     console.rule("5. the doctor decrypts the results")
-    show_results(console, doctor, request_ids)
+    show_results(console, doctor, request_ids, expected_labels(models_dir, records))
     console.rule("6. payments and an audit trail")
     show_payments(console, marketplace, cast, before)
-    show_audit(console, session[records[0][1].address], records[0][0])
+    patient = session[records[0][1].address]
+    revoke_consent(patient, records[0][0], cast.doctor.address, Purpose.DIAGNOSIS)
+    console.print(f"patient 1 revokes the doctor's consent on record {records[0][0]}")
+    show_audit(console, patient, records[0][0])
+
+
+def interleaved_samples(directory: Path) -> list[Path]:
+    """The sample patient files, alternating lab panels and ECGs so that both models are used."""
+    from aidoc.records import load_record_file
+
+    by_type: dict[DataType, list[Path]] = {}
+    for path in sorted(directory.glob("*")):
+        by_type.setdefault(load_record_file(path).data_type, []).append(path)
+    if len(by_type) < 2:
+        raise AidocError(f"sample records of both types are missing in {directory}; run scripts/train_models.py")
+    panels, ecgs = by_type[DataType.LAB_PANEL], by_type[DataType.ECG]
+    return [path for pair in zip(panels, ecgs) for path in pair] + panels[len(ecgs):] + ecgs[len(panels):]
 
 
 def request_diagnoses_and_wait(console, doctor, cast: Cast, records, repeats: int, panel_model: int,
@@ -183,15 +197,24 @@ def request_diagnoses_and_wait(console, doctor, cast: Cast, records, repeats: in
     return request_ids
 
 
-def show_results(console, doctor, request_ids: list[int]) -> None:
+def expected_labels(models_dir: Path, records) -> dict[int, str]:
+    """Record id -> the sample's true class (from the data set, the simulation, or the ECG's rate)."""
+    import json
+
+    truth = {s["file"]: s.get("truth", "?") for s in json.loads((models_dir / "metrics.json").read_text()).get(
+        "samples", [])}
+    return {record_id: truth.get(sample.name, "?") for record_id, _, sample in records}
+
+
+def show_results(console, doctor, request_ids: list[int], expected: dict[int, str]) -> None:
     from aidoc.flow.result import fetch_result
 
-    table = Table("request", "record", "model", "diagnosis", "probabilities", "commitment")
+    table = Table("request", "record", "model", "diagnosis", "expected", "probabilities", "commitment")
     for request_id in request_ids:
         opened = fetch_result(doctor, request_id)
         result = opened.result
         table.add_row(str(request_id), str(result["recordId"]), f"{result['model']['name']} v{result['model']['version']}",
-                      result["label"], ", ".join(f"{k} {v:.2f}" for k, v in result["probabilities"].items()),
+                      result["label"], expected.get(result["recordId"], "?"), ", ".join(f"{k} {v:.2f}" for k, v in result["probabilities"].items()),
                       "verified")
     console.print(table)
 
@@ -225,6 +248,6 @@ def show_audit(console, patient_session, record_id: int) -> None:
 
     table = Table("time (UTC)", "action", "who", "purposes", "detail", title=f"audit trail of record {record_id}")
     for entry in audit_trail(patient_session, record_id):
-        table.add_row(time.strftime("%H:%M:%S", time.gmtime(entry.timestamp)), entry.action, entry.party[:12] + "…",
+        table.add_row(time.strftime("%H:%M:%S", time.gmtime(entry.timestamp)), entry.action, entry.party,
                       str(entry.purposes.name), entry.detail)
     console.print(table)

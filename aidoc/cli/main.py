@@ -350,7 +350,7 @@ def audit(record: int, account: Optional[str] = AccountOption) -> None:
 
 @app.command()
 @user_errors
-def demo(patients: int = typer.Option(4, help="patients with records"),
+def demo(patients: int = typer.Option(6, help="patients with records"),
          requests_per_record: int = typer.Option(1)) -> None:
     """The whole flow on a local stack it starts and stops (what `make demo` runs)."""
     from aidoc.demo import run_demo

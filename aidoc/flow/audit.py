@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from aidoc.constants import Purpose
@@ -40,7 +41,7 @@ def audit_trail(session: Session, record_id: int) -> list[AuditEntry]:
     filters = {"recordId": record_id}
     for event in consents.events.ConsentGranted().get_logs(from_block=start, argument_filters=filters):
         add(event, "granted", event["args"]["grantee"], event["args"]["purposes"],
-            f"until {event['args']['expiry']}")
+            "until " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(event["args"]["expiry"])))
     for event in consents.events.ConsentRevoked().get_logs(from_block=start, argument_filters=filters):
         add(event, "revoked", event["args"]["grantee"], event["args"]["purposes"], "")
     for event in consents.events.RecordAccessed().get_logs(from_block=start, argument_filters=filters):
