@@ -32,7 +32,7 @@ from aidoc.models import (
     train_ecg_model,
     train_panel_model,
 )
-from aidoc.models.training import panel_split, pydicom_ecg_path
+from aidoc.models.training import TRAINING_THREADS, panel_split, pydicom_ecg_path
 from aidoc.records import PANEL_FEATURES, HealthRecord, load_record_file, write_ecg_csv, write_panel_json
 
 PANEL_SAMPLES_PER_CLASS = 2
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                  "ecg-cnn.safetensors": write_artifact(out, "ecg-cnn.safetensors", ecg)}
     truth = write_samples(out / "samples", args.seed)
     metrics = {
-        "seed": args.seed, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "seed": args.seed, "torch": torch.__version__, "training_threads": TRAINING_THREADS,
         "panel": panel_metrics, "ecg": ecg_metrics, "artifacts": artifacts,
         "samples": predict_samples(out / "samples", truth, [panel, ecg]),
         "total_seconds": round(time.perf_counter() - started, 2),

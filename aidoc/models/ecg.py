@@ -78,8 +78,8 @@ class EcgCNN(DiagnosticNetwork):
     input_type = DataType.ECG
     labels = ECG_LABELS
 
-    def __init__(self, sample_rate: int = DEFAULT_SAMPLE_RATE, window_s: int = DEFAULT_WINDOW_S, channels: Sequence[int] = (16, 24, 32, 48, 64),
-                 kernel_size: int = 7, hidden: int = 32):
+    def __init__(self, sample_rate: int = DEFAULT_SAMPLE_RATE, window_s: int = DEFAULT_WINDOW_S,
+                 channels: Sequence[int] = (16, 24, 32, 48, 64), kernel_size: int = 7, hidden: int = 32):
         super().__init__()
         self.sample_rate, self.window_s = int(sample_rate), int(window_s)
         self.channels, self.kernel_size, self.hidden = tuple(int(c) for c in channels), int(kernel_size), int(hidden)

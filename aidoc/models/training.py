@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aidoc.models.ecg import DEFAULT_SAMPLE_RATE, DEFAULT_WINDOW_S, ECG_LABELS, EcgCNN, preprocess_ecg, simulate_ecg_dataset
+from aidoc.models.ecg import (
+    DEFAULT_SAMPLE_RATE,
+    DEFAULT_WINDOW_S,
+    ECG_LABELS,
+    EcgCNN,
+    preprocess_ecg,
+    simulate_ecg_dataset,
+)
 from aidoc.models.inference import DiagnosticModel, DiagnosticNetwork
 from aidoc.models.panel import PANEL_LABELS, PanelMLP, fit_logistic_baseline
 from aidoc.records import load_record_file
@@ -28,6 +37,22 @@ BRADYCARDIA_BELOW_BPM = 60.0  # the clinical thresholds the rhythm classes stand
 TACHYCARDIA_ABOVE_BPM = 100.0
 IRREGULAR_RR_CV = 0.10
 QRS_WIDTH_LIMIT_MS = 80.0  # narrower pulses at half height are QRS complexes; PPG pulses are wider
+# Training runs on a fixed number of CPU threads: float reductions split across another number of
+# threads round differently, and the weights (hence their on-chain sha256) would depend on the machine.
+TRAINING_THREADS = 1
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Torch's global RNG seeded and the thread count fixed inside; both restored afterwards."""
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.set_num_threads(TRAINING_THREADS)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
 
 
 def _fit(network: DiagnosticNetwork, inputs: np.ndarray, targets: np.ndarray, *, epochs: int, batch_size: int,
@@ -80,8 +105,7 @@ def train_panel_model(seed: int = 0, epochs: int = 100) -> tuple[DiagnosticModel
     """The panel MLP and its held-out metrics next to the logistic regression baseline's."""
     started = time.perf_counter()
     x_train, x_test, y_train, y_test = panel_split(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with _seeded(seed):
         network = PanelMLP()
         network.set_standardization(x_train)
         _fit(network, x_train, y_train, epochs=epochs, batch_size=64, lr=3e-3, weight_decay=1e-2, seed=seed)
@@ -117,8 +141,7 @@ def train_ecg_model(seed: int = 0, train_per_class: int = 150, test_per_class: i
         return inputs, np.array([ECG_LABELS.index(s.label) for s in strips])
 
     (x_train, y_train), (x_test, y_test) = arrays(train), arrays(test)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with _seeded(seed):
         network = EcgCNN()
         _fit(network, x_train, y_train, epochs=epochs, batch_size=32, lr=3e-3, weight_decay=1e-3, seed=seed)
     trained = time.perf_counter()

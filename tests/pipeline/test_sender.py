@@ -1,0 +1,83 @@
+"""The node's transaction side: results batched into one fulfilBatch, a stuck transaction replaced
+with higher fees, and a sender restarted with work waiting finishes it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from aidoc.chain.transactions import Transactor
+from aidoc.constants import DataType, RequestStatus
+from aidoc.flow.request import request_diagnosis
+from aidoc.outbox import Outbox
+from conftest import consented_record, samples_of, settle
+
+
+def test_results_waiting_for_the_sender_go_out_in_one_fulfil_batch(node, doctor, models, models_dir, funded,
+                                                                   redis_client):
+    sender = next(p for p in node.processes if p.name == "sender")
+    sender.stop()
+    try:
+        records = [consented_record(funded(0), doctor, node, samples_of(models_dir, DataType.LAB_PANEL)[i % 2])
+                   for i in range(5)]
+        ids = [request_diagnosis(doctor, r, models[DataType.LAB_PANEL], node.address)[0] for r in records]
+        outbox = Outbox(redis_client, node.address)
+        deadline = time.monotonic() + 60
+        while outbox.depth()["pending"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert outbox.depth()["pending"] == 5
+        assert all(s.status == RequestStatus.PENDING for s in settle_nothing(doctor, ids))
+    finally:
+        sender.start()
+    settled = settle(doctor, ids)
+    assert all(settled[i].status == RequestStatus.FULFILLED for i in ids)
+    market = doctor.marketplace.market
+    events = market.events.DiagnosisFulfilled().get_logs(from_block=doctor.marketplace.deployment.block_number)
+    transactions = {e["transactionHash"] for e in events if e["args"]["requestId"] in ids}
+    assert len(transactions) == 1
+    assert outbox.depth() == {"pending": 0, "processing": 0, "publish": 0}
+
+
+def settle_nothing(doctor, ids):
+    from aidoc.flow.result import settlement
+
+    return [settlement(doctor, i) for i in ids]
+
+
+def test_a_transaction_left_unmined_is_replaced_with_higher_fees(stack, funded):
+    session = funded(100)
+    w3 = session.marketplace.w3
+    transactor = Transactor(w3, session.identity.account, stack.services.build_dir, tx_timeout=0.5)
+    token = session.marketplace.token
+    receipt = {}
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        sending = threading.Thread(target=lambda: receipt.update(
+            transactor.send(token.functions.transfer(session.address, 1), "self-transfer")))
+        sending.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _pending_count(w3) == 0:
+            time.sleep(0.05)
+        first = _pending_fees(w3, session.address)
+        time.sleep(1.5)  # past tx_timeout: the transactor replaces it
+        replaced = _pending_fees(w3, session.address)
+        w3.provider.make_request("evm_mine", [])
+        sending.join(timeout=20)
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+    assert receipt and receipt["status"] == 1
+    assert replaced > first
+    mined = w3.eth.get_transaction(receipt["transactionHash"])
+    assert mined["maxFeePerGas"] == replaced and mined["nonce"] == 0
+    assert w3.eth.get_transaction_count(session.address) == 1
+
+
+def _pending_count(w3) -> int:
+    return int(w3.provider.make_request("txpool_status", [])["result"]["pending"], 16)
+
+
+def _pending_fees(w3, address: str) -> int:
+    content = w3.provider.make_request("txpool_content", [])["result"]["pending"]
+    by_sender = {k.lower(): v for k, v in content.items()}[address.lower()]
+    (tx,) = by_sender.values()
+    return int(tx["maxFeePerGas"], 16)
