@@ -44,8 +44,9 @@ def write_artifact(out: Path, name: str, model: DiagnosticModel) -> dict[str, An
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
-def write_samples(samples: Path, seed: int) -> dict[str, str]:
-    """The demo's patient files; returns file name -> true class (from the data set or simulation)."""
+def write_samples(samples: Path, seed: int, real_ecg_truth: str) -> dict[str, str]:
+    """The demo's patient files; returns file name -> true class (from the data set or simulation;
+    for the real ECG, the class its measured heart rate stands for)."""
     if samples.exists():
         shutil.rmtree(samples)
     samples.mkdir(parents=True)
@@ -66,7 +67,7 @@ def write_samples(samples: Path, seed: int) -> dict[str, str]:
     real = pydicom_ecg_path()
     shutil.copyfile(real, samples / "ecg-real-pydicom.dcm")
     write_ecg_csv(samples / "ecg-real-pydicom-lead-ii.csv", load_record_file(real))
-    truth["ecg-real-pydicom.dcm"] = truth["ecg-real-pydicom-lead-ii.csv"] = "real ECG (rate-based: see ecg.real_ecgs)"
+    truth["ecg-real-pydicom.dcm"] = truth["ecg-real-pydicom-lead-ii.csv"] = real_ecg_truth
     return truth
 
 
@@ -96,7 +97,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ecg, ecg_metrics = train_ecg_model(args.seed, workers=args.workers)
     artifacts = {"panel-mlp.safetensors": write_artifact(out, "panel-mlp.safetensors", panel),
                  "ecg-cnn.safetensors": write_artifact(out, "ecg-cnn.safetensors", ecg)}
-    truth = write_samples(out / "samples", args.seed)
+    real = ecg_metrics["real_ecgs"]["pydicom_waveform_ecg"]
+    truth = write_samples(out / "samples", args.seed,
+                          f"{real['expected_from_rate']} (real, {real['heart_rate_bpm_neurokit2']:.0f} bpm)")
     metrics = {
         "seed": args.seed, "torch": torch.__version__, "training_threads": TRAINING_THREADS,
         "panel": panel_metrics, "ecg": ecg_metrics, "artifacts": artifacts,

@@ -75,7 +75,11 @@ def load_model(weights: bytes, expected_sha256: bytes | None, device: str | torc
         raise ModelArtifactError(f"the model file is larger than {MAX_ARTIFACT_BYTES // 2**20} MiB")
     tensors, metadata = _parse_safetensors(weights)
     network = _build_network(metadata)
-    network.load_state_dict(_state_dict(network, tensors), strict=True)
+    try:
+        network.load_state_dict(_state_dict(network, tensors), strict=True)
+    except RuntimeError as error:  # names and shapes are checked above; this is a last line of defence
+        raise ModelArtifactError(f"the model file's tensors do not load into {network.kind}: "
+                                 f"{str(error).splitlines()[0][:200]}") from None
     return DiagnosticModel(network, device=device, max_batch=max_batch)
 
 

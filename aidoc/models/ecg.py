@@ -210,8 +210,9 @@ def _ecgsyn_terminates(seed: int, heart_rate: float, heart_rate_std: float, rate
     """Whether neurokit2 0.2.13's ECGSYN returns for these arguments.
 
     Its RR walk (`while i < len(rr): ... i = ip`) never ends when it lands on the last RR sample,
-    which scipy.ndimage.zoom's upsampling leaves at 0 (about 1 call in 50 hangs for ever). This
-    replays that walk with the same random draws; callers move on to the next seed when it would hang.
+    which scipy.ndimage.zoom's upsampling can leave at 0 (measured: about 1 call in 40 at 100 Hz hangs
+    for ever, none at the other simulation rates). This replays that walk with the same random draws;
+    callers move on to the next seed when it would hang.
     """
     try:
         from neurokit2.ecg.ecg_simulate import _ecg_simulate_rrprocess
@@ -220,16 +221,16 @@ def _ecgsyn_terminates(seed: int, heart_rate: float, heart_rate_std: float, rate
     except ImportError:  # another neurokit2 version: nothing to replay
         return True
     beats = int(np.round(duration_s * (heart_rate / 60)))
-    n = 2 ** (np.ceil(np.log2(beats * 60 / heart_rate)))
+    n = 2 ** (np.ceil(np.log2(beats * (60 / heart_rate) / 1)))
     rr0 = _ecg_simulate_rrprocess(0.1, 0.25, 0.01, 0.01, 0.5, heart_rate, heart_rate_std, 1, n,
                                   check_random_state(seed))
     rr = signal_resample(rr0, sampling_rate=1, desired_sampling_rate=rate)
     if (rr[:-1] <= 0.5 / rate).any():
         return False
-    t, i = 0.0, 0
+    dt, t, i = 1 / rate, 0.0, 0
     while i < len(rr):
         t += rr[i]
-        step = int(np.round(t * rate))
+        step = int(np.round(t / dt))  # as neurokit2 computes it, to the last bit
         if step <= i:
             return False
         i = step
