@@ -20,8 +20,8 @@ from brownie import (
     web3,
 )
 
-from aidoc.config import DeploySettings
 from aidoc.chain.deployments import Deployment, load_deployment, save_deployment
+from aidoc.config import DeploySettings
 from aidoc.errors import ConfigError, DeploymentNotFound, exit_on_user_error
 
 

@@ -4,8 +4,8 @@ import json
 
 from brownie import DiagnosisMarket, chain
 
-from aidoc.config import AID
 from aidoc.chain.deployments import load_deployment
+from aidoc.config import AID
 from scripts import deploy
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from aidoc.config import DeploySettings
 from aidoc.chain.deployments import load_deployment
+from aidoc.config import DeploySettings
 from aidoc.errors import AidocError, ConfigError, DeploymentNotFound
 
 
