@@ -27,7 +27,7 @@ def test_timeout_bounds_match_the_contract(monkeypatch):
 
 
 def test_missing_deployment_says_what_to_run(tmp_path):
-    with pytest.raises(DeploymentNotFound, match="run `brownie run scripts/deploy.py`") as caught:
+    with pytest.raises(DeploymentNotFound, match="run `aidoc deploy`") as caught:
         load_deployment(tmp_path, 31337)
     assert isinstance(caught.value, AidocError)
     assert "\n" not in str(caught.value)
