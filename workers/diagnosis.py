@@ -11,6 +11,8 @@ import hashlib
 import logging
 from enum import Enum
 
+from nacl.exceptions import CryptoError as NaclCryptoError
+
 from aidoc.chain.contracts import call_struct
 from aidoc.constants import FailureReason, Purpose, RequestStatus
 from aidoc.crypto import open_record, seal_result
@@ -67,7 +69,13 @@ def run_diagnosis(state, job: DiagnosisJob) -> Outcome:
             OutboxItem(kind="failure", request_id=job.request_id, request=job.request, reason=int(failure.reason))
         )
         return Outcome.FAILURE_QUEUED
-    sealed = seal_result(job.request_id, result, job.result_key)
+    try:
+        sealed = seal_result(job.request_id, result, job.result_key)
+    except (NaclCryptoError, RuntimeError, ValueError, TypeError):  # libsodium refuses low-order points
+        log.warning("request %d: the requester's result key is not a usable X25519 key", job.request_id)
+        runtime.outbox.push(OutboxItem(kind="failure", request_id=job.request_id, request=job.request,
+                                       reason=int(FailureReason.WRONG_KEY)))
+        return Outcome.FAILURE_QUEUED
     runtime.outbox.push(
         OutboxItem(
             kind="fulfil",
