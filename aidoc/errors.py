@@ -38,6 +38,10 @@ class ContentNotFound(StorageError):
     """No content is stored under a CID (the store answered, and it does not have it)."""
 
 
+class ContentUnreachable(StorageUnavailable):
+    """The store found no copy of a CID within its lookup timeout: it may yet turn up, so retry."""
+
+
 class ContentMismatch(StorageError):
     """Bytes returned for a CID do not hash to that CID, or the CID is malformed."""
 

@@ -300,7 +300,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         private
         returns (uint256 requestId)
     {
-        if (resultKey == bytes32(0)) revert ZeroResultKey();
+        if (_isSmallOrderX25519(resultKey)) revert InvalidResultKey(resultKey);
         Request memory request = _terms(recordId, modelId, node);
         uint256 total = _total(request);
         if (total > maxTotal) revert PriceAboveLimit(total, maxTotal);
@@ -309,6 +309,21 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         _requests[requestId] = RequestState({digest: _digest(request), status: Status.Pending, rated: false});
         emit DiagnosisRequested(requestId, msg.sender, node, request, resultKey);
         token.safeTransferFrom(msg.sender, address(this), total);
+    }
+
+    /// @dev Whether `key` (an X25519 public key, little-endian u-coordinate) is zero or of small
+    /// order: libsodium refuses to seal to those, so a node could never deliver a result to it.
+    /// The list is libsodium's (crypto_scalarmult/curve25519 has_small_order); the top bit of the
+    /// last byte is ignored, as X25519 does.
+    function _isSmallOrderX25519(bytes32 key) private pure returns (bool) {
+        bytes32 u = key & ~bytes32(uint256(0x80));
+        return u == bytes32(0)
+            || u == 0x0100000000000000000000000000000000000000000000000000000000000000
+            || u == 0xe0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800
+            || u == 0x5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157
+            || u == 0xecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f
+            || u == 0xedffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f
+            || u == 0xeeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f;
     }
 
     /// @dev The terms of a new request by the caller, after every check a request must pass.

@@ -13,20 +13,16 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-import redis
-import requests
-
 from aidoc.chain.contracts import TransactionReverted
 from aidoc.chain.transactions import Transactor
 from aidoc.constants import RequestStatus
-from aidoc.errors import StorageError, TransientError
+from aidoc.errors import StorageError
 from aidoc.node import NodeRuntime
 from aidoc.outbox import OutboxItem
+from aidoc.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger("aidoc.sender")
 
-TRANSIENT = (TransientError, requests.exceptions.RequestException, redis.exceptions.ConnectionError,
-             redis.exceptions.TimeoutError)
 
 
 @dataclass
@@ -61,7 +57,7 @@ class Sender:
             return 0
         try:
             self.settle(taken)
-        except TRANSIENT as error:
+        except TRANSIENT_ERRORS as error:
             log.warning("could not settle %d item(s) (%s); they go back to the queue", len(taken), error)
             self.outbox.give_back([raw for raw, _ in taken])
             time.sleep(1.0)
@@ -140,7 +136,7 @@ class Sender:
         while self.running:
             try:
                 self.step()
-            except TRANSIENT as error:
+            except TRANSIENT_ERRORS as error:
                 log.warning("sender pass failed (%s); retrying", error)
                 time.sleep(1.0)
 

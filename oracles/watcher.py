@@ -10,6 +10,7 @@ idempotent, so a log seen twice costs nothing."""
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import time
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ from aidoc.market import DiagnosisJob, DiagnosisRequest
 log = logging.getLogger("aidoc.watcher")
 
 SEEN_TTL_S = 7 * 24 * 3600
+# How providers say an eth_getLogs range returns too much (Alchemy, Infura, QuickNode, geth, anvil).
+TOO_MANY_LOGS = re.compile(r"too many|limit exceeded|query returned more than|range is too large|block range",
+                           re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,10 @@ class WatcherState:
     def first_sighting(self, key: str) -> bool:
         return bool(self.redis.set(f"{self.prefix}:seen:{key}", 1, nx=True, ex=SEEN_TTL_S))
 
+    def forget(self, key: str) -> None:
+        """Un-sees a log whose dispatch failed, so that the next pass dispatches it again."""
+        self.redis.delete(f"{self.prefix}:seen:{key}")
+
 
 def block_ranges(start: int, end: int, size: int) -> Iterable[tuple[int, int]]:
     """[start, end] in consecutive ranges of at most `size` blocks."""
@@ -119,6 +127,7 @@ class Watcher:
         self.dispatch = dispatch
         self.settings = settings
         self.start_block = start_block
+        self.log_range = settings.log_range  # halved when the provider says a range has too many logs
         self.running = True
 
     def poll_once(self) -> int:
@@ -132,10 +141,14 @@ class Watcher:
         if safe_head < start:
             return 0
         dispatched = 0
-        for low, high in block_ranges(start, safe_head, self.settings.log_range):
+        for low, high in block_ranges(start, safe_head, self.log_range):
             for found in self.source.request_logs(low, high):
                 if self.state.first_sighting(found.key):
-                    self.dispatch(found.job)
+                    try:
+                        self.dispatch(found.job)
+                    except BaseException:
+                        self.state.forget(found.key)
+                        raise
                     dispatched += 1
             self.state.set_checkpoint(high)  # a crash mid-backfill resumes from here
         return dispatched
@@ -150,6 +163,11 @@ class Watcher:
                 log.warning("watcher pass failed (%s); retrying", error)
                 time.sleep(min(5.0, self.settings.poll_interval * 4))
             except Exception as error:  # noqa: BLE001 - e.g. the RPC endpoint returning errors; keep watching
+                if TOO_MANY_LOGS.search(str(error)) and self.log_range > 1:
+                    self.log_range = max(1, self.log_range // 2)
+                    log.warning("the RPC endpoint refused a log range as too large; asking for %d blocks at a time",
+                                self.log_range)
+                    continue
                 log.warning("watcher pass failed (%s: %s); retrying", type(error).__name__, error)
                 time.sleep(min(5.0, self.settings.poll_interval * 4))
             time.sleep(self.settings.poll_interval)

@@ -11,11 +11,9 @@ import hashlib
 import logging
 from enum import Enum
 
-from nacl.exceptions import CryptoError as NaclCryptoError
-
 from aidoc.chain.contracts import call_struct
 from aidoc.constants import FailureReason, Purpose, RequestStatus
-from aidoc.crypto import open_record, seal_result
+from aidoc.crypto import open_record, seal_result, usable_result_key
 from aidoc.errors import (
     ContentMismatch,
     ContentNotFound,
@@ -61,6 +59,11 @@ def run_diagnosis(state, job: DiagnosisJob) -> Outcome:
         return Outcome.NOT_PENDING
     if job.request.deadline <= contracts.w3.eth.get_block("latest")["timestamp"]:
         return Outcome.PAST_DEADLINE  # too late to fulfil; the requester's cancel refunds it
+    if not usable_result_key(job.result_key):  # checked before any record is decrypted
+        log.warning("request %d: the requester's result key is not a usable X25519 key", job.request_id)
+        runtime.outbox.push(OutboxItem(kind="failure", request_id=job.request_id, request=job.request,
+                                       reason=int(FailureReason.WRONG_KEY)))
+        return Outcome.FAILURE_QUEUED
     try:
         result = diagnose(state, job)
     except PermanentFailure as failure:
@@ -69,13 +72,7 @@ def run_diagnosis(state, job: DiagnosisJob) -> Outcome:
             OutboxItem(kind="failure", request_id=job.request_id, request=job.request, reason=int(failure.reason))
         )
         return Outcome.FAILURE_QUEUED
-    try:
-        sealed = seal_result(job.request_id, result, job.result_key)
-    except (NaclCryptoError, RuntimeError, ValueError, TypeError):  # libsodium refuses low-order points
-        log.warning("request %d: the requester's result key is not a usable X25519 key", job.request_id)
-        runtime.outbox.push(OutboxItem(kind="failure", request_id=job.request_id, request=job.request,
-                                       reason=int(FailureReason.WRONG_KEY)))
-        return Outcome.FAILURE_QUEUED
+    sealed = seal_result(job.request_id, result, job.result_key)
     runtime.outbox.push(
         OutboxItem(
             kind="fulfil",

@@ -7,20 +7,17 @@ from __future__ import annotations
 import logging
 
 import redis
-import requests
 
 from aidoc.constants import FailureReason
-from aidoc.errors import TransientError
 from aidoc.market import DiagnosisJob
 from aidoc.outbox import OutboxItem
+from aidoc.transient import TRANSIENT_ERRORS
 from workers.app import DIAGNOSE_TASK, app
 from workers.diagnosis import Outcome, run_diagnosis
 from workers.runtime import worker_state
 
 log = logging.getLogger(__name__)
 
-TRANSIENT = (TransientError, requests.exceptions.RequestException, redis.exceptions.ConnectionError,
-             redis.exceptions.TimeoutError)
 MAX_BACKOFF_S = 60
 
 
@@ -35,7 +32,7 @@ def diagnose(self, job_data: dict) -> str:
             outcome = run_diagnosis(state, job)
         else:
             outcome = Outcome.DUPLICATE
-    except TRANSIENT as error:
+    except TRANSIENT_ERRORS as error:
         retries = self.request.retries
         if retries >= runtime.oracle.task_max_retries:
             log.error("request %d: giving up after %d retries (%s); reporting a failure", job.request_id, retries,

@@ -149,8 +149,10 @@ def down() -> None:
 @user_errors
 def deploy() -> None:
     """Deploy the marketplace with Brownie to AIDOC_RPC_URL's chain; writes deployments/<chainId>.json."""
+    from aidoc.stack.process import child_environment
+
     services = ServiceSettings()
-    env = {**os.environ, "AIDOC_RPC_URL": services.rpc_url}
+    env = child_environment({"AIDOC_RPC_URL": services.rpc_url}, inherit_aidoc=True)
     result = subprocess.run([sys.executable, str(PROJECT_ROOT / "tools" / "run_script.py"), "scripts/deploy.py",
                              "--network", "development"], cwd=PROJECT_ROOT, env=env)
     if result.returncode != 0:

@@ -2,7 +2,14 @@
 
 from aidoc.crypto.envelope import SealedRecord, decrypt_record, encrypt_record, open_record, unwrap_data_key
 from aidoc.crypto.keys import derive_encryption_key, encryption_public_key
-from aidoc.crypto.result import OpenedResult, SealedResult, open_result, result_commitment, seal_result
+from aidoc.crypto.result import (
+    OpenedResult,
+    SealedResult,
+    open_result,
+    result_commitment,
+    seal_result,
+    usable_result_key,
+)
 
 __all__ = [
     "OpenedResult",
@@ -17,4 +24,5 @@ __all__ = [
     "result_commitment",
     "seal_result",
     "unwrap_data_key",
+    "usable_result_key",
 ]

@@ -50,6 +50,16 @@ def canonical_result(result: dict) -> bytes:
     return json.dumps(result, sort_keys=True, separators=(",", ":")).encode()
 
 
+def usable_result_key(key: bytes) -> bool:
+    """Whether results can be sealed to `key`: 32 bytes and not a small-order point (the market
+    refuses those at request time too)."""
+    try:
+        SealedBox(PublicKey(key)).encrypt(b"")
+    except (NaclCryptoError, RuntimeError, ValueError, TypeError):  # libsodium: RuntimeError on small order
+        return False
+    return True
+
+
 def seal_result(request_id: int, result: dict, requester_key: bytes) -> SealedResult:
     """Encrypts `result` to the requester's X25519 public key and commits to it with a fresh salt."""
     salt = secrets.token_bytes(SALT_BYTES)

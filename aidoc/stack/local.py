@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from typing import Callable, Iterator
@@ -45,9 +44,9 @@ def stop_stack(services: ServiceSettings) -> Iterator[str]:
 
 
 def node_environment(services: ServiceSettings, identity: Identity) -> dict[str, str]:
-    """What a node's child processes need: the settings in effect here and the node's key."""
-    env = {key: value for key, value in os.environ.items() if key.startswith(ENV_PREFIX)}
-    env.update({
+    """What a node's child processes need on top of the (secret-free) AIDOC_ settings inherited from
+    here: the settings in effect and the node's key, which is the one secret they get."""
+    return {
         ENV_PREFIX + "RPC_URL": services.rpc_url,
         ENV_PREFIX + "REDIS_URL": services.redis_url,
         ENV_PREFIX + "IPFS_API": services.ipfs_api,
@@ -55,9 +54,7 @@ def node_environment(services: ServiceSettings, identity: Identity) -> dict[str,
         ENV_PREFIX + "DEPLOYMENTS_DIR": str(services.deployments_dir),
         ENV_PREFIX + "BUILD_DIR": str(services.build_dir),
         ENV_PREFIX + "NODE_PRIVATE_KEY": identity.account.key.hex(),
-    })
-    env.pop(ENV_PREFIX + "PRIVATE_KEY", None)
-    return env
+    }
 
 
 def start_node(services: ServiceSettings, identity: Identity, concurrency: int | None = None) -> list[ManagedProcess]:

@@ -38,6 +38,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+SECRET_VARIABLES = ("AIDOC_PASSWORD", "AIDOC_PRIVATE_KEY", "AIDOC_NODE_PRIVATE_KEY")
+
+
+def child_environment(extra: dict[str, str], inherit_aidoc: bool) -> dict[str, str]:
+    """The environment a child process gets: this one's, without secrets (and without any AIDOC_
+    setting for third-party servers), plus `extra`, which alone may hand a child a secret."""
+    base = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in SECRET_VARIABLES and (inherit_aidoc or not key.startswith("AIDOC_"))
+    }
+    return {**base, **extra}
+
+
 @dataclass
 class ManagedProcess:
     """One server process: `start()` launches and waits until ready, `stop()` ends it."""
@@ -51,6 +65,8 @@ class ManagedProcess:
     cwd: Path | None = None
     ready: Callable[[], bool] | None = None
     startup_timeout: float = 60.0
+    # Our own processes (worker, watcher, sender) inherit the AIDOC_ settings; servers do not.
+    inherit_aidoc: bool = False
     process: subprocess.Popen | None = None
 
     @property
@@ -81,7 +97,7 @@ class ManagedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, **self.env},
+                env=child_environment(self.env, self.inherit_aidoc),
                 cwd=self.cwd,
                 start_new_session=True,  # its own process group, so stop() reaches its children
             )

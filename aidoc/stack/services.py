@@ -56,7 +56,8 @@ def celery_worker(run_dir: Path, env: dict[str, str], *, concurrency: int = 2, n
     command = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "INFO",
                "--concurrency", str(concurrency), "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",
                "--without-heartbeat"]
-    process = ManagedProcess(name, command, run_dir, env=env, cwd=PROJECT_ROOT, startup_timeout=120)
+    process = ManagedProcess(name, command, run_dir, env=env, cwd=PROJECT_ROOT, startup_timeout=120,
+                             inherit_aidoc=True)
     process.log_path.unlink(missing_ok=True)
     process.ready = lambda: _log_says(process, " ready.")
     return process
@@ -66,7 +67,7 @@ def oracle_process(kind: str, run_dir: Path, env: dict[str, str]) -> ManagedProc
     """`python -m oracles.watcher` or `python -m oracles.sender`, ready once it logs its start."""
     marker = {"watcher": "watching DiagnosisRequested", "sender": "sending for node"}[kind]
     process = ManagedProcess(kind, [sys.executable, "-m", f"oracles.{kind}"], run_dir, env=env, cwd=PROJECT_ROOT,
-                             startup_timeout=60)
+                             startup_timeout=60, inherit_aidoc=True)
     process.log_path.unlink(missing_ok=True)
     process.ready = lambda: _log_says(process, marker)
     return process

@@ -12,7 +12,8 @@ Trust: nothing the daemon returns is taken on faith.
   the declared size, and recomputes the whole DAG from the bytes: any difference is ContentMismatch.
 - A CID the daemon does not hold: Kubo online searches the network for it indefinitely, and an
   offline node may wait too, so the root lookup carries the RPC's `timeout` option (a duration, which
-  Kubo and js-ipfs both honour) and a lookup that runs out of time counts as ContentNotFound.
+  Kubo and js-ipfs both honour) and a lookup that runs out of time raises ContentUnreachable (a
+  StorageUnavailable: transient, the worker retries).
   (js-ipfs 0.18 `--offline` waits forever on a missing block and ignores an `offline=true` parameter.)
   The `/cat` that follows has no such option (it would also cut long downloads): a DAG whose root is
   present but a child is not ends with httpx's read timeout, as StorageUnavailable.
@@ -30,16 +31,15 @@ from contextlib import contextmanager
 
 import httpx
 
-from aidoc.errors import ContentMismatch, ContentNotFound, StorageError, StorageUnavailable
+from aidoc.errors import ContentMismatch, ContentNotFound, ContentUnreachable, StorageError, StorageUnavailable
 from aidoc.storage import unixfs
 
 DEFAULT_API_URL = "http://127.0.0.1:5001"
 
-# Daemon answers (Kubo and js-ipfs) meaning "this CID is not here", or "not found within the timeout".
-_NOT_FOUND = re.compile(
-    r"not found|could not find|no link named|context deadline exceeded|timed out",
-    re.IGNORECASE,
-)
+# Daemon answers (Kubo and js-ipfs) meaning "this CID is not here"; and "not found within the
+# lookup timeout", which is transient: a provider may be slow to answer.
+_NOT_FOUND = re.compile(r"not found|could not find|no link named", re.IGNORECASE)
+_LOOKUP_TIMED_OUT = re.compile(r"context deadline exceeded|timed out", re.IGNORECASE)
 _NOT_PINNED = re.compile(r"not pinned|is not pinned", re.IGNORECASE)
 
 
@@ -151,6 +151,8 @@ class IpfsRpcStore:
 
     def _raise_for(self, command: str, response: httpx.Response, cid: str | None) -> None:
         message = _error_message(response.read())
+        if cid is not None and _LOOKUP_TIMED_OUT.search(message):
+            raise ContentUnreachable(f"IPFS daemon at {self.api_url} found no copy of {cid} in time: {message}")
         if (cid is not None and _NOT_FOUND.search(message)) or (command == "pin/rm" and _NOT_PINNED.search(message)):
             raise ContentNotFound(f"IPFS daemon at {self.api_url} does not have {cid}: {message}")
         if response.status_code >= 500:

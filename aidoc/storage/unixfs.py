@@ -296,23 +296,33 @@ def read_dag(cid: str, get_block: Callable[[str], bytes], max_size: int | None =
     node = decode_file_node(root)
     check_size(cid, node.filesize, max_size)
     out = bytearray()
-    _append_node(cid, node, get_block, out)
+    _append_node(cid, node, get_block, out, limit=node.filesize)
     if len(out) != node.filesize:
         raise ContentMismatch(f"{cid} declares {node.filesize} bytes but its DAG holds {len(out)}")
     return bytes(out)
 
 
-def _append_node(cid: str, node: FileNode, get_block: Callable[[str], bytes], out: bytearray) -> None:
+def _append_node(cid: str, node: FileNode, get_block: Callable[[str], bytes], out: bytearray, limit: int) -> None:
+    """Appends the node's bytes to `out`, never past `limit` (the root's declared size, already
+    checked against max_size): a DAG that reuses blocks to claim little and expand to much is
+    refused as soon as it overflows, not after it filled memory."""
     out += node.data
+    _check_overflow(cid, out, limit)
     for child, declared in zip(node.children, node.blocksizes):
         block = get_block(child)
         start = len(out)
         if verify_block(child, block) == RAW_CODEC:
             out += block
+            _check_overflow(cid, out, limit)
         else:
-            _append_node(child, decode_file_node(block), get_block, out)
+            _append_node(child, decode_file_node(block), get_block, out, limit)
         if len(out) - start != declared:
             raise ContentMismatch(f"{cid}: child {child} holds {len(out) - start} bytes, its parent says {declared}")
+
+
+def _check_overflow(cid: str, out: bytearray, limit: int) -> None:
+    if len(out) > limit:
+        raise ContentMismatch(f"{cid}: its DAG expands past the {limit} bytes its root declares")
 
 
 def check_size(cid: str, size: int, max_size: int | None) -> None:

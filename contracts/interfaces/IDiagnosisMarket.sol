@@ -92,7 +92,8 @@ interface IDiagnosisMarket {
     error NotCancellable(uint256 requestId, uint64 deadline);
     error InputTypeMismatch(uint256 modelId, uint8 modelInputType, uint8 recordDataType);
     error NodeUnsupportedInput(address node, uint8 dataType);
-    error ZeroResultKey();
+    /// @notice The result key is zero or an X25519 point of small order, to which nothing can be sealed.
+    error InvalidResultKey(bytes32 resultKey);
     error ZeroResultCommitment(uint256 requestId);
     error EmptyResultCid(uint256 requestId);
     error InvalidReason(uint8 reason);

@@ -107,10 +107,33 @@ def test_request_requires_an_active_capable_node(token, market, nodes, doctor, n
         market.requestDiagnosis(consented, model_id, active_node, RESULT_KEY, TOTAL, {"from": doctor})
 
 
-def test_request_requires_result_key_and_allowance(token, market, doctor, consented, model_id, active_node):
+# libsodium's small-order X25519 points (its has_small_order list), with and without the top bit.
+SMALL_ORDER_KEYS = [
+    "00" * 32,
+    "01" + "00" * 31,
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+    "ec" + "ff" * 30 + "7f",
+    "ed" + "ff" * 30 + "7f",
+    "ee" + "ff" * 30 + "7f",
+]
+SMALL_ORDER_KEYS += [key[:-2] + f"{int(key[-2:], 16) | 0x80:02x}" for key in SMALL_ORDER_KEYS]
+
+
+def test_small_order_result_keys_are_exactly_those_nothing_can_be_sealed_to():
+    from nacl.public import PrivateKey, PublicKey, SealedBox
+
+    for key in SMALL_ORDER_KEYS:
+        with pytest.raises(Exception):
+            SealedBox(PublicKey(bytes.fromhex(key))).encrypt(b"result")
+    SealedBox(PublicKey(PrivateKey.generate().public_key.encode())).encrypt(b"result")
+
+
+def test_request_requires_a_usable_result_key_and_allowance(token, market, doctor, consented, model_id, active_node):
     token.approve(market, TOTAL - 1, {"from": doctor})
-    with reverts_with("ZeroResultKey"):
-        market.requestDiagnosis(consented, model_id, active_node, "0x" + "00" * 32, TOTAL, {"from": doctor})
+    for key in SMALL_ORDER_KEYS:
+        with reverts_with("InvalidResultKey", "0x" + key):
+            market.requestDiagnosis(consented, model_id, active_node, "0x" + key, TOTAL, {"from": doctor})
     with reverts_with("ERC20InsufficientAllowance", market.address, TOTAL - 1, TOTAL):
         market.requestDiagnosis(consented, model_id, active_node, RESULT_KEY, TOTAL, {"from": doctor})
     assert market.requestCount() == 0 and token.balanceOf(market) == 0

@@ -102,3 +102,11 @@ def test_encryption_key_is_derived_from_the_account_key_and_differs_per_account(
     assert a.encryption_public_key == encryption_public_key(bytes(a.account.key))
     assert derive_encryption_key(bytes(a.account.key)).encode() != bytes(a.account.key)
     assert a.encryption_public_key != b.encryption_public_key
+
+
+def test_small_order_result_keys_are_recognised_as_unusable():
+    from aidoc.crypto import usable_result_key
+
+    assert usable_result_key(PrivateKey.generate().public_key.encode())
+    for key in (b"\0" * 32, b"\1" + b"\0" * 31, bytes.fromhex("ec" + "ff" * 30 + "7f"), b"short"):
+        assert not usable_result_key(key)

@@ -205,22 +205,21 @@ def test_consent_revoked_in_the_request_block_fails_as_revoked_and_refunds(node,
     assert node.alive()
 
 
-def test_a_result_key_that_is_not_a_usable_x25519_key_fails_and_refunds(node, doctor, models, models_dir, funded):
-    from aidoc.flow.request import quote
+def test_a_result_key_nothing_can_be_sealed_to_is_refused_before_any_escrow(node, doctor, models, models_dir,
+                                                                           funded):
+    from aidoc.chain.contracts import TransactionReverted
+    from aidoc.crypto import usable_result_key
 
     record = consented_record(funded(0), doctor, node, samples_of(models_dir, DataType.LAB_PANEL)[0])
     contracts = doctor.marketplace
-    total = quote(doctor, record, models[DataType.LAB_PANEL], node.address)
+    low_order_point = b"\x01" + b"\0" * 31
+    assert not usable_result_key(low_order_point)
+    doctor.send(contracts.token.functions.approve(contracts.market.address, 10**21), "approve")
     before = balance(doctor)
-    doctor.send(contracts.token.functions.approve(contracts.market.address, total), "approve")
-    low_order_point = b"\x01" + b"\0" * 31  # libsodium refuses to seal to it
-    receipt = doctor.send(contracts.market.functions.requestDiagnosis(
-        record, models[DataType.LAB_PANEL], node.address, low_order_point, total), "request")
-    request_id = doctor.event(receipt, contracts.market, "DiagnosisRequested")["requestId"]
-    settled = settle(doctor, [request_id])[request_id]
-    assert (settled.status, settled.failure) == (RequestStatus.FAILED, FailureReason.WRONG_KEY)
+    with pytest.raises(TransactionReverted, match="InvalidResultKey"):
+        doctor.send(contracts.market.functions.requestDiagnosis(
+            record, models[DataType.LAB_PANEL], node.address, low_order_point, 10**21), "request")
     assert balance(doctor) == before
-    assert node.alive()
 
 
 def _send_unmined(session, call, gas: int):

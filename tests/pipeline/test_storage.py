@@ -25,6 +25,7 @@ from aidoc.errors import (
     ContentMismatch,
     ContentNotFound,
     ContentTooLarge,
+    ContentUnreachable,
     StorageError,
     StorageUnavailable,
     TransientError,
@@ -355,11 +356,11 @@ def test_daemon_pin_unpin(rpc: IpfsRpcStore, daemon: str) -> None:
     assert rpc.add(b"pinned by default") and _pinned(daemon, unixfs.compute_cid(b"pinned by default"))
 
 
-def test_daemon_missing_cid_is_not_found_promptly(rpc: IpfsRpcStore) -> None:
+def test_daemon_missing_cid_is_reported_promptly_as_unreachable(rpc: IpfsRpcStore) -> None:
     started = time.monotonic()
-    with pytest.raises(ContentNotFound, match=MISSING_CID):
+    with pytest.raises(ContentUnreachable, match=MISSING_CID):  # transient: a slow provider may still answer
         rpc.cat(MISSING_CID)
-    with pytest.raises(ContentNotFound):
+    with pytest.raises(ContentUnreachable):
         rpc.pin(MISSING_CID)
     assert time.monotonic() - started < 6  # js-ipfs offline waits forever without the timeout option
 
@@ -457,7 +458,7 @@ def test_daemon_with_other_chunking_is_a_mismatch(fake_daemon) -> None:
 @pytest.mark.parametrize(
     ("status", "message", "error"),
     [
-        (500, "Failed to get block: request timed out", ContentNotFound),
+        (500, "Failed to get block: request timed out", ContentUnreachable),
         (500, "block was not found locally (offline): ipld: could not find x", ContentNotFound),
         (500, "leveldb: disk full", StorageUnavailable),
         (503, "busy", StorageUnavailable),
@@ -485,3 +486,29 @@ def test_hanging_daemon_is_unavailable(fake_daemon) -> None:
             IpfsRpcStore(hanging.url, timeout=0.3).ping()
     finally:
         release.set()
+
+
+def test_a_dag_that_expands_past_its_declared_size_is_refused_early() -> None:
+    """A root that claims 1 byte over children that reuse blocks to expand to ~30 MiB."""
+    import hashlib
+
+    blocks: dict[str, bytes] = {}
+
+    def put(codec: int, block: bytes) -> tuple[bytes, str]:
+        binary = unixfs.cid_bytes(codec, hashlib.sha256(block).digest())
+        blocks[unixfs.cid_string(binary)] = block
+        return binary, unixfs.cid_string(binary)
+
+    leaf, _ = put(unixfs.RAW_CODEC, b"x" * 1024)
+    middle, _ = put(unixfs.DAG_PB_CODEC, unixfs.encode_file_node([unixfs.Link(leaf, 1024)] * 174, [1024] * 174))
+    upper, _ = put(unixfs.DAG_PB_CODEC, unixfs.encode_file_node([unixfs.Link(middle, 1)] * 174, [174 * 1024] * 174))
+    _, root = put(unixfs.DAG_PB_CODEC, unixfs.encode_file_node([unixfs.Link(upper, 1)], [1]))
+    fetched = []
+
+    def get_block(cid: str) -> bytes:
+        fetched.append(cid)
+        return blocks[cid]
+
+    with pytest.raises(ContentMismatch, match="expands past"):
+        unixfs.read_dag(root, get_block, max_size=100)
+    assert len(fetched) <= 4  # root, upper, middle, the first leaf: not 174 x 174 leaves

@@ -120,3 +120,42 @@ def test_the_first_pass_starts_at_the_deployment_block(state):
     w.start_block = 20
     w.poll_once()
     assert dispatched == [] and chain.ranges[0][0] == 20
+
+
+def test_a_failed_dispatch_is_retried_on_the_next_pass(state):
+    chain, dispatched = ScriptedChain(head_block=10, logs=[request_log(1, 9)]), []
+    w = watcher(chain, state, dispatched)
+
+    def broker_down(job):
+        raise ConnectionError("broker unreachable")
+
+    w.dispatch = broker_down
+    with pytest.raises(ConnectionError):
+        w.poll_once()
+    w.dispatch = dispatched.append
+    assert w.poll_once() == 1 and [j.request_id for j in dispatched] == [1]
+
+
+def test_a_provider_refusing_a_large_range_gets_smaller_ranges(state):
+    class PickyChain(ScriptedChain):
+        def request_logs(self, from_block, to_block):
+            if to_block - from_block + 1 > 25:
+                raise ValueError("query returned more than 10000 results")
+            return super().request_logs(from_block, to_block)
+
+    chain, dispatched = PickyChain(head_block=100, logs=[request_log(1, 70)]), []
+    w = watcher(chain, state, dispatched)
+    w.settings = OracleSettings(confirmations=0, reorg_depth=3, log_range=100, poll_interval=0)
+    w.running = True
+    passes = iter(range(4))
+    original = w.poll_once
+
+    def poll_a_few_times():
+        if next(passes, None) is None:
+            w.running = False
+            return 0
+        return original()
+
+    w.poll_once = poll_a_few_times
+    w.run()
+    assert w.log_range <= 25 and [j.request_id for j in dispatched] == [1]
