@@ -94,12 +94,11 @@ class Outbox:
         self.redis.lrem(self.processing_key, 1, raw)
 
     def give_back(self, raws: list[bytes]) -> None:
-        """Returns items to the front of the queue (after a transient failure)."""
-        pipe = self.redis.pipeline()
+        """Returns items still in processing to the front of the queue (after a transient failure);
+        those already done stay done. The sender is the only consumer, so this needs no transaction."""
         for raw in reversed(raws):
-            pipe.lrem(self.processing_key, 1, raw)
-            pipe.lpush(self.pending_key, raw)
-        pipe.execute()
+            if self.redis.lrem(self.processing_key, 1, raw):
+                self.redis.lpush(self.pending_key, raw)
 
     def recover(self) -> int:
         """Puts back what a previous sender left in processing; returns how many items."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from aidoc.chain.contracts import TransactionReverted
 from aidoc.chain.transactions import Transactor
-from aidoc.constants import RequestStatus
+from aidoc.constants import FailureReason, RequestStatus
 from aidoc.errors import StorageError
 from aidoc.node import NodeRuntime
 from aidoc.outbox import OutboxItem
@@ -87,6 +87,12 @@ class Sender:
             if status == RequestStatus.FULFILLED:
                 self.outbox.queue_publication(item)
                 self.stats.fulfilled += 1
+            elif status == RequestStatus.PENDING:
+                # Its fulfilment reverted even alone: report a failure, which refunds, rather than
+                # leave the escrow to time out.
+                log.error("request %d could not be fulfilled; reporting an internal failure", item.request_id)
+                self.outbox.push(OutboxItem(kind="failure", request_id=item.request_id, request=item.request,
+                                            reason=int(FailureReason.INTERNAL_ERROR)))
             else:
                 self.stats.skipped += 1
                 log.info("request %d not fulfilled by this batch (now %s)", item.request_id, status.name)
@@ -116,8 +122,20 @@ class Sender:
             log.error("reportFailure of request %d reverted: %s", item.request_id, error.reason)
 
     def publish_pending(self, max_items: int = 256) -> None:
-        """Uploads the ciphertexts of final fulfilments; an IPFS outage leaves them for the next pass."""
+        """Uploads the ciphertexts of fulfilments buried under `confirmations` blocks. An IPFS
+        outage leaves them for the next pass; a fulfilment a reorg undid goes back to the outbox."""
+        market = self.contracts.market.functions
+        safe_block = max(0, self.contracts.w3.eth.block_number - self.runtime.oracle.confirmations)
         for raw, item in self.outbox.publications(max_items):
+            final = RequestStatus(market.getRequestState(item.request_id).call(block_identifier=safe_block)[1])
+            if final != RequestStatus.FULFILLED:
+                now = self.status_of(item.request_id)
+                if now == RequestStatus.PENDING:  # a reorg dropped our fulfilment: send it again
+                    self.outbox.published(raw)
+                    self.outbox.push(item)
+                elif now != RequestStatus.FULFILLED:  # failed or cancelled meanwhile: never publish
+                    self.outbox.published(raw)
+                continue  # fulfilled, not yet buried deep enough
             try:
                 cid = self.runtime.store.add(item.ciphertext, pin=True)
             except StorageError as error:
@@ -130,6 +148,9 @@ class Sender:
             self.stats.published += 1
 
     def run(self) -> None:
+        replaced = self.transactor.replace_stuck()
+        if replaced:
+            log.info("replaced %d transaction(s) an earlier sender left pending", replaced)
         recovered = self.outbox.recover()
         if recovered:
             log.info("re-queued %d item(s) a previous sender left in flight", recovered)

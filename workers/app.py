@@ -25,6 +25,9 @@ def make_app(services: ServiceSettings | None = None, oracle: OracleSettings | N
         broker_transport_options={"visibility_timeout": oracle.visibility_timeout},
         broker_connection_retry_on_startup=True,
         task_time_limit=oracle.task_time_limit,
+        # The soft limit raises inside the task, which then reports an internal failure (a refund)
+        # instead of leaving the request to its deadline.
+        task_soft_time_limit=max(1, oracle.task_time_limit - 10),
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,

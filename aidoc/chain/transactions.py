@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import requests
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
 from aidoc.chain.contracts import TransactionReverted, decode_revert, revert_data
@@ -99,44 +100,72 @@ class Transactor:
         return self._nonce
 
     def _send_built(self, tx: dict[str, Any], action: str) -> TxReceipt:
-        nonce = self._next_nonce()
-        fees = self.current_fees()
-        tx_hash = None
-        receipt: TxReceipt | None = None
-        for attempt in range(self.max_replacements + 1):
+        receipt = self._send_at(tx, self._next_nonce(), action, advance=True)
+        if receipt["status"] != 1:
+            raise TransactionReverted(action, self._replay_reason(tx, receipt))
+        return receipt
+
+    def _send_at(self, tx: dict[str, Any], nonce: int, action: str, *, advance: bool,
+                 fees: Fees | None = None) -> TxReceipt:
+        """Sends `tx` at `nonce`, replacing it with higher fees while it stays unmined, and returns
+        the receipt of whichever of our versions was mined."""
+        fees = fees or self.current_fees()
+        sent: list[bytes] = []
+        for _ in range(self.max_replacements + 1):
             signed = self.account.sign_transaction(
                 {**tx, "nonce": nonce, "maxFeePerGas": fees.max_fee, "maxPriorityFeePerGas": fees.priority_fee}
             )
             try:
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                sent.append(self.w3.eth.send_raw_transaction(signed.raw_transaction))
             except Web3RPCError as error:
                 message = str(error).lower()
                 if "nonce too low" in message or "already known" in message:
-                    if tx_hash is not None:  # the previous attempt got in: wait for it
-                        break
-                    self._nonce = None
+                    if sent:  # one of our earlier versions got in (or is about to)
+                        return self._wait_for_any(sent, self.tx_timeout * 4, action)
+                    self._nonce = None  # someone else used this key: resynchronise
                     nonce = self._next_nonce()
                     continue
-                if "replacement" in message and "underpriced" in message:
+                if "underpriced" in message:
                     fees = fees.bumped()
                     continue
                 raise
-            if attempt == 0:
+            if advance and len(sent) == 1:
                 self._nonce = nonce + 1
             try:
-                receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.tx_timeout, poll_latency=0.05)
-                break
+                return self._wait_for_any(sent, self.tx_timeout, action)
             except TimeExhausted:
                 log.warning("%s (nonce %d) unmined after %.0f s: replacing it with higher fees", action, nonce,
                             self.tx_timeout)
                 fees = fees.bumped()
-        else:
-            raise TransientError(f"{action} stayed unmined after {self.max_replacements} fee bumps; the node is congested")
-        if receipt is None:  # an earlier attempt of ours got in while we were replacing it
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.tx_timeout * 4, poll_latency=0.05)
-        if receipt["status"] != 1:
-            raise TransactionReverted(action, self._replay_reason(tx, receipt))
-        return receipt
+        raise TransientError(f"{action} stayed unmined after {self.max_replacements} fee bumps; the node is congested")
+
+    def _wait_for_any(self, hashes: list[bytes], timeout: float, action: str) -> TxReceipt:
+        """The receipt of whichever of `hashes` (versions of one nonce) is mined first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for tx_hash in reversed(hashes):
+                try:
+                    return self.w3.eth.get_transaction_receipt(tx_hash)
+                except TransactionNotFound:
+                    pass
+            if time.monotonic() >= deadline:
+                raise TimeExhausted(f"{action}: no receipt after {timeout:.0f} s")
+            time.sleep(0.05)
+
+    def replace_stuck(self) -> int:
+        """Replaces every transaction this key has pending from an earlier process (the nonces
+        between the mined and the pending count) with a 0-ETH self-transfer at doubled fees, so that
+        new transactions do not queue behind an underpriced one. Returns how many it replaced."""
+        with self._lock:
+            mined = self.w3.eth.get_transaction_count(self.address, "latest")
+            pending = self.w3.eth.get_transaction_count(self.address, "pending")
+            fees = self.current_fees().bumped().bumped().bumped()
+            tx = {"from": self.address, "to": self.address, "value": 0, "gas": 21_000, "chainId": self.w3.eth.chain_id}
+            for nonce in range(mined, pending):
+                log.warning("replacing transaction %d left pending by an earlier sender", nonce)
+                self._send_at(tx, nonce, "replacement of a stuck transaction", advance=False, fees=fees)
+            self._nonce = None
+            return pending - mined
 
     def _replay_reason(self, tx: dict[str, Any], receipt: TxReceipt) -> str:
         call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}

@@ -15,7 +15,10 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from web3 import Web3
+from web3.exceptions import Web3Exception
 
 from aidoc.config import AID, ENV_PREFIX, PROJECT_ROOT, ServiceSettings
 from aidoc.constants import DataType, Purpose
@@ -49,10 +52,10 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except AidocError as error:
-            errors.print(f"[red]error:[/red] {error}", highlight=False)
+            errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
             raise typer.Exit(1) from None
-        except (ConnectionError, OSError) as error:
-            errors.print(f"[red]error:[/red] {error}", highlight=False)
+        except (ConnectionError, OSError, Web3Exception) as error:
+            errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -75,9 +78,22 @@ def parse_aid(amount: str) -> int:
         value = Decimal(amount)
     except InvalidOperation:
         raise ConfigError(f"{amount!r} is not an amount of AID; write it like 1.5") from None
-    if value < 0:
-        raise ConfigError(f"{amount} is negative; amounts of AID are 0 or more")
+    if not value.is_finite() or value < 0:
+        raise ConfigError(f"{amount} is not an amount of AID; write a number of 0 or more, like 1.5")
     return int(value * AID)
+
+
+def checked_address(value: str, what: str) -> str:
+    """A checksummed Ethereum address, or one line saying what is wrong with `value`."""
+    if not Web3.is_address(value):
+        raise ConfigError(f"{value!r} is not an Ethereum address (the {what}); write it as 0x and 40 hex digits")
+    return Web3.to_checksum_address(value)
+
+
+def positive(value: int, what: str) -> int:
+    if value < 1:
+        raise ConfigError(f"{value} is not a {what} id; ids count from 1")
+    return value
 
 
 def show_aid(units: int) -> str:
@@ -167,7 +183,8 @@ def faucet(address: str, eth: str = typer.Option("10", help="ETH to send"),
     from aidoc.chain.contracts import open_marketplace
     from aidoc.flow.faucet import fund
 
-    fund(open_marketplace(ServiceSettings()), address, eth=parse_aid(eth), aid=parse_aid(aid))
+    fund(open_marketplace(ServiceSettings()), checked_address(address, "account to fund"), eth=parse_aid(eth),
+         aid=parse_aid(aid))
     console.print(f"sent {eth} ETH and {aid} AID to {address}")
 
 
@@ -208,7 +225,8 @@ def record_add(file: Path, node: list[str] = typer.Option(..., "--node", help="n
     """Encrypt a record (CSV/JSON panel, DICOM/CSV ECG), store it on IPFS and register it."""
     from aidoc.flow.record import add_record
 
-    record_id = add_record(session_for(account), file, node, parse_aid(royalty))
+    nodes, amount = [checked_address(n, "node") for n in node], parse_aid(royalty)
+    record_id = add_record(session_for(account), file, nodes, amount)
     console.print(f"record {record_id} registered")
 
 
@@ -220,9 +238,12 @@ def consent_grant(record: int, grantee: str, purpose: list[str] = typer.Option([
     """Let GRANTEE use RECORD for --purpose until --days from now."""
     from aidoc.flow.consent import grant_consent
 
+    record, grantee, purposes = positive(record, "record"), checked_address(grantee, "grantee"), parse_purposes(purpose)
+    if not 0 < days < 36_500:
+        raise ConfigError(f"--days {days:g} is out of range; consent lasts more than 0 and under 36,500 days")
     session = session_for(account)
     expiry = session.marketplace.w3.eth.get_block("latest")["timestamp"] + int(days * 86400)
-    grant_consent(session, record, grantee, parse_purposes(purpose), expiry)
+    grant_consent(session, record, grantee, purposes, expiry)
     console.print(f"record {record}: {grantee} may use it for {', '.join(purpose)} for {days:g} days")
 
 
@@ -233,7 +254,8 @@ def consent_revoke(record: int, grantee: str, purpose: list[str] = typer.Option(
     """Take back GRANTEE's access to RECORD (pending requests are refunded)."""
     from aidoc.flow.consent import revoke_consent
 
-    revoke_consent(session_for(account), record, grantee, parse_purposes(purpose))
+    record, grantee, purposes = positive(record, "record"), checked_address(grantee, "grantee"), parse_purposes(purpose)
+    revoke_consent(session_for(account), record, grantee, purposes)
     console.print(f"record {record}: consent of {grantee} revoked")
 
 
@@ -244,7 +266,7 @@ def consent_list(record: int, account: Optional[str] = AccountOption) -> None:
     from aidoc.flow.consent import list_consents
 
     rows = table("grantee", "purposes", "expiry", "active")
-    for state in list_consents(session_for(account), record):
+    for state in list_consents(session_for(account), positive(record, "record")):
         rows.add_row(state.grantee, str(state.purposes.name or "-"), time.strftime("%Y-%m-%d %H:%M", time.gmtime(
             state.expiry)), "yes" if state.active else "no")
     console.print(rows)
@@ -261,7 +283,8 @@ def model_register(weights: Path, name: str = typer.Option(...), input_type: str
     """Publish safetensors WEIGHTS on IPFS and register them with their sha256."""
     from aidoc.flow.model import register_model
 
-    model_id = register_model(session_for(account), weights, name, parse_data_type(input_type), parse_aid(price))
+    data_type, price_units = parse_data_type(input_type), parse_aid(price)
+    model_id = register_model(session_for(account), weights, name, data_type, price_units)
     console.print(f"model {model_id} registered")
 
 
@@ -286,8 +309,9 @@ def node_register(stake: str = typer.Option("1000"), fee: str = typer.Option("2"
     """Stake AID and register this node with its X25519 key (derived from its account key)."""
     from aidoc.flow.node import register_node
 
+    stake_units, fee_units, data_types = parse_aid(stake), parse_aid(fee), [parse_data_type(t) for t in types]
     session = session_for(account)
-    register_node(session, parse_aid(stake), parse_aid(fee), [parse_data_type(t) for t in types], gpu)
+    register_node(session, stake_units, fee_units, data_types, gpu)
     console.print(f"node {session.address} registered")
 
 
@@ -314,9 +338,10 @@ def diagnose(record: int, model: int, node: str, max_total: Optional[str] = type
     from aidoc.flow.request import request_diagnosis
     from aidoc.flow.result import wait_for_settlements
 
+    record, model, node = positive(record, "record"), positive(model, "model"), checked_address(node, "node")
+    limit = parse_aid(max_total) if max_total is not None else None
     session = session_for(account)
-    request_id, terms = request_diagnosis(session, record, model, node,
-                                          parse_aid(max_total) if max_total is not None else None)
+    request_id, terms = request_diagnosis(session, record, model, node, limit)
     console.print(f"request {request_id}: {show_aid(terms.total)} escrowed")
     if wait:
         with console.status("waiting for the node"):
@@ -331,7 +356,7 @@ def result(request: int, account: Optional[str] = AccountOption) -> None:
     """Fetch, decrypt and verify the result of REQUEST."""
     from aidoc.flow.result import fetch_result
 
-    opened = fetch_result(session_for(account), request)
+    opened = fetch_result(session_for(account), positive(request, "request"))
     console.print(f"request {request}: {opened.result['label']} "
                   + ", ".join(f"{k} {v:.3f}" for k, v in opened.result["probabilities"].items())
                   + " (matches the on-chain commitment)")
@@ -344,7 +369,7 @@ def audit(record: int, account: Optional[str] = AccountOption) -> None:
     from aidoc.flow.audit import audit_trail
 
     rows = table("time (UTC)", "action", "who", "purposes", "detail")
-    for entry in audit_trail(session_for(account), record):
+    for entry in audit_trail(session_for(account), positive(record, "record")):
         rows.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry.timestamp)), entry.action, entry.party,
                       str(entry.purposes.name or "-"), entry.detail)
     console.print(rows)

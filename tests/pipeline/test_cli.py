@@ -83,6 +83,13 @@ def test_a_patient_and_a_doctor_drive_a_diagnosis_from_the_command_line(keystore
      "unknown data type"),
     (["consent", "grant", "1", "0x" + "00" * 20, "--purpose", "marketing", "--account", "carol"], "unknown purpose"),
     (["result", "999999", "--account", "carol"], "there is no result"),
+    (["result", "0", "--account", "carol"], "ids count from 1"),
+    (["diagnose", "1", "1", "xyz", "--account", "carol"], "not an Ethereum address"),
+    (["consent", "grant", "1", "0x12", "--account", "carol"], "not an Ethereum address"),
+    (["node", "register", "--stake", "nan", "--account", "carol"], "not an amount"),
+    (["diagnose", "1", "1", "0x" + "00" * 20, "--max-total", "Infinity", "--account", "carol"], "not an amount"),
+    (["consent", "grant", "1", "0x" + "00" * 20, "--days", "-3", "--account", "carol"], "out of range"),
+    (["record", "add", "/nonexistent/panel.csv", "--node", "0x" + "00" * 20, "--account", "carol"], "panel.csv"),
 ])
 def test_user_mistakes_get_one_line(keystores, stack, doctor, args, expected):
     if not (keystores / "carol.json").exists():

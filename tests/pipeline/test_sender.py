@@ -35,7 +35,12 @@ def test_results_waiting_for_the_sender_go_out_in_one_fulfil_batch(node, doctor,
     events = market.events.DiagnosisFulfilled().get_logs(from_block=doctor.marketplace.deployment.block_number)
     transactions = {e["transactionHash"] for e in events if e["args"]["requestId"] in ids}
     assert len(transactions) == 1
+    deadline = time.monotonic() + 20  # the ciphertexts go to IPFS right after the fulfilment is final
+    while outbox.depth() != {"pending": 0, "processing": 0, "publish": 0} and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert outbox.depth() == {"pending": 0, "processing": 0, "publish": 0}
+    for request_id in ids:
+        assert doctor.store.cat(settled[request_id].result_cid)
 
 
 def settle_nothing(doctor, ids):
@@ -81,3 +86,28 @@ def _pending_fees(w3, address: str) -> int:
     by_sender = {k.lower(): v for k, v in content.items()}[address.lower()]
     (tx,) = by_sender.values()
     return int(tx["maxFeePerGas"], 16)
+
+
+def test_a_transaction_an_earlier_sender_left_pending_is_replaced_at_start(stack, funded):
+    session = funded(100)
+    w3 = session.marketplace.w3
+    token = session.marketplace.token
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        stuck = token.functions.transfer(session.address, 1).build_transaction({
+            "from": session.address, "gas": 100_000, "nonce": 0, "maxFeePerGas": 2, "maxPriorityFeePerGas": 1})
+        w3.eth.send_raw_transaction(session.identity.account.sign_transaction(stuck).raw_transaction)
+        transactor = Transactor(w3, session.identity.account, stack.services.build_dir, tx_timeout=0.5)
+        replaced = []
+        worker = threading.Thread(target=lambda: replaced.append(transactor.replace_stuck()))
+        worker.start()
+        time.sleep(1.0)
+        w3.provider.make_request("evm_mine", [])
+        worker.join(timeout=20)
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+    assert replaced == [1]
+    block = w3.eth.get_block("latest", full_transactions=True)
+    (mined,) = [tx for tx in block["transactions"] if tx["from"] == session.address]
+    assert mined["nonce"] == 0 and mined["to"] == session.address and mined["value"] == 0 and mined["input"] in (b"", "0x")
+    assert w3.eth.get_transaction_count(session.address, "pending") == 1
