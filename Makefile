@@ -116,7 +116,7 @@ fuzz: install
 gas: install
 	$(RUN_SCRIPT) scripts/gas_report.py
 	mkdir -p reports
-	$(BROWNIE) test --gas $(PYTEST_WARNINGS) | tee reports/gas-profile.txt
+	$(BROWNIE) test tests/contracts --gas $(PYTEST_WARNINGS) | tee reports/gas-profile.txt
 
 # ---------------------------------------------------------------- demo
 
