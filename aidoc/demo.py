@@ -25,7 +25,7 @@ from aidoc.config import AID, ENV_PREFIX, PROJECT_ROOT, ServiceSettings
 from aidoc.constants import DataType, Purpose, RequestStatus
 from aidoc.errors import AidocError
 from aidoc.identity import Identity
-from aidoc.stack.process import child_environment, free_port, port_open
+from aidoc.stack.process import free_port, port_open
 
 MODELS_DIR = PROJECT_ROOT / "build" / "models"
 ROYALTY = AID  # 1 AID per diagnosis to the patient
@@ -89,13 +89,14 @@ def run_demo(console: Console, patients: int = 6, requests_per_record: int = 1) 
 
 
 def deploy(console: Console, services: ServiceSettings) -> None:
+    from aidoc.stack.testbed import deploy as deploy_marketplace
+
     with console.status("deploying the marketplace with Brownie"):
-        result = subprocess.run([sys.executable, str(PROJECT_ROOT / "tools" / "run_script.py"), "scripts/deploy.py",
-                                 "--network", "development"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                                env=child_environment({ENV_PREFIX + "RPC_URL": services.rpc_url}, inherit_aidoc=True))
-    if result.returncode != 0:
-        raise AidocError("deployment failed:\n" + result.stdout[-2000:] + result.stderr[-2000:])
-    console.print(next((line for line in result.stdout.splitlines() if line.startswith("Deployed")), "deployed"))
+        try:
+            deploy_marketplace(services)
+        except RuntimeError as error:
+            raise AidocError(str(error)) from None
+    console.print(f"deployed the AIDoc marketplace; addresses in {services.deployments_dir}")
 
 
 def run_flow(console: Console, services: ServiceSettings, models_dir: Path, patient_count: int,

@@ -5,7 +5,6 @@ Celery worker, watcher and sender run as separate processes. Run with plain pyte
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -14,11 +13,12 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
-from aidoc.config import AID, ENV_PREFIX, PROJECT_ROOT, ServiceSettings
+from aidoc.config import AID, ENV_PREFIX, PROJECT_ROOT
 from aidoc.constants import DataType, Purpose, RequestStatus
 from aidoc.flow.session import Session
 from aidoc.identity import Identity
-from aidoc.stack.process import ManagedProcess, free_port
+from aidoc.stack.process import ManagedProcess
+from aidoc.stack.testbed import Testbed, testbed
 
 MODELS_DIR = PROJECT_ROOT / "build" / "models"
 ROYALTY = AID
@@ -27,14 +27,6 @@ NODE_FEE = 2 * AID
 STAKE = 1_000 * AID
 # The node processes refuse records above this, so a test can send an oversized one cheaply.
 NODE_MAX_RECORD_BYTES = 1024 * 1024
-
-
-@dataclass
-class Stack:
-    services: ServiceSettings
-    run_dir: Path
-    processes: dict[str, ManagedProcess]
-    env: dict[str, str]
 
 
 @dataclass
@@ -57,43 +49,14 @@ def _start(process: ManagedProcess, started: dict[str, ManagedProcess]) -> Manag
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> Stack:
-    from aidoc.stack.ipfs import ipfs_daemon
-    from aidoc.stack.services import anvil, redis_server
-
-    run_dir = tmp_path_factory.mktemp("stack")
-    ports = {"anvil": free_port(), "redis": free_port(), "ipfs": free_port()}
-    env = {
-        ENV_PREFIX + "RPC_URL": f"http://127.0.0.1:{ports['anvil']}",
-        ENV_PREFIX + "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-        ENV_PREFIX + "IPFS_API": f"http://127.0.0.1:{ports['ipfs']}",
-        ENV_PREFIX + "STORE_DIR": str(run_dir / "embedded"),
-        ENV_PREFIX + "DEPLOYMENTS_DIR": str(run_dir / "deployments"),
-        ENV_PREFIX + "RUN_DIR": str(run_dir),
+def stack(tmp_path_factory) -> Testbed:
+    settings = {
         ENV_PREFIX + "MAX_RECORD_BYTES": str(NODE_MAX_RECORD_BYTES),
         ENV_PREFIX + "BATCH_WAIT": "0.1",
         ENV_PREFIX + "POLL_INTERVAL": "0.2",
     }
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    started: dict[str, ManagedProcess] = {}
-    try:
-        _start(anvil(run_dir, ports["anvil"]), started)
-        _start(redis_server(run_dir, ports["redis"]), started)
-        _start(ipfs_daemon(run_dir, run_dir / "ipfs-repo", ports["ipfs"]), started)
-        deployed = subprocess.run(
-            [sys.executable, str(PROJECT_ROOT / "tools" / "run_script.py"), "scripts/deploy.py", "--network",
-             "development"], cwd=PROJECT_ROOT, capture_output=True, text=True, env={**os.environ})
-        assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
-        yield Stack(ServiceSettings(), run_dir, started, env)
-    finally:
-        for process in reversed(list(started.values())):
-            process.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with testbed(tmp_path_factory.mktemp("stack"), ipfs_daemon=True, settings=settings) as bed:
+        yield bed
 
 
 @pytest.fixture(scope="session")
@@ -109,16 +72,9 @@ def models_dir() -> Path:
 def funded(stack):
     """Makes a funded Session for a fresh identity."""
     from aidoc.chain.contracts import open_marketplace
-    from aidoc.flow.faucet import fund
 
     marketplace = open_marketplace(stack.services)
-
-    def make(aid: int = 1_000 * AID) -> Session:
-        identity = Identity.generate()
-        fund(marketplace, identity.address, eth=10 * AID, aid=aid)
-        return Session(identity, stack.services, marketplace)
-
-    return make
+    return lambda aid=1_000 * AID: stack.funded(aid, marketplace)
 
 
 @pytest.fixture(scope="session")
