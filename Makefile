@@ -28,7 +28,7 @@ RUN_SCRIPT := $(BIN)/python tools/run_script.py
 # Brownie 1.22 calls its own deprecated snapshot API on every isolated test.
 PYTEST_WARNINGS := -W ignore::FutureWarning -W ignore::DeprecationWarning
 
-.PHONY: help install env compile models lint test test-contracts test-pipeline smoke-ganache demo fuzz gas clean
+.PHONY: help install env compile models lint test test-contracts test-pipeline test-bench smoke-ganache demo fuzz gas bench clean
 
 help:
 	@echo "make demo   - the whole marketplace on a local stack: anvil, Redis, IPFS store, a node's Celery"
@@ -36,6 +36,7 @@ help:
 	@echo "make test   - lint, the Brownie contract suite, a Ganache smoke test, the oracle pipeline tests"
 	@echo "make fuzz   - the stateful escrow/consent property test with 10,000 steps"
 	@echo "make gas    - gas per marketplace operation (reports/gas.json, table for BENCHMARKS.md)"
+	@echo "make bench  - gas against Chainlink's Operator, the oracle under load, inference (reports/bench.json)"
 	@echo "make clean  - remove build outputs (keeps the installed toolchain)"
 
 # ---------------------------------------------------------------- installation
@@ -92,7 +93,7 @@ models: install $(MODELS)
 # ---------------------------------------------------------------- checks
 
 lint: install
-	$(BIN)/ruff check aidoc oracles workers scripts tests tools
+	$(BIN)/ruff check aidoc oracles workers bench scripts tests tools
 	$(BIN)/python tools/run_slither.py
 
 test-contracts: install
@@ -105,7 +106,26 @@ test-pipeline: install compile $(IPFS_STAMP) $(MODELS)
 smoke-ganache: install
 	$(RUN_SCRIPT) scripts/marketplace.py --network ganache-cli
 
-test: lint test-contracts smoke-ganache test-pipeline
+# Chainlink's Operator and the solc 0.8.19 it pins, for the gas comparison (make bench).
+BENCH_STAMP := tools/bench/node_modules/.stamp
+$(BENCH_STAMP): tools/bench/package.json tools/bench/package-lock.json
+	cd tools/bench && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# make bench runs the whole benchmark (about 15 minutes); BENCH_ARGS=--quick is the smoke run.
+bench: install compile $(BENCH_STAMP) $(MODELS)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# make test only proves the benchmark harness runs and writes a complete report; no timing is judged.
+test-bench: install compile $(BENCH_STAMP) $(MODELS)
+	$(BIN)/python -m bench.run --quick > /dev/null
+	$(BIN)/python -c 'import json; r = json.load(open("reports/bench.json")); \
+		missing = {"gas", "chainlink_gas", "e2e", "inference", "machine"} - r.keys(); \
+		assert not missing, missing; assert {"request", "fulfil"} <= r["chainlink_gas"].keys(); \
+		assert all({"n", "throughput_per_s", "p50_ms", "p95_ms", "p99_ms", "stages_ms", "worker_peak_rss_mb"} \
+		           <= run.keys() for run in r["e2e"]); print("bench --quick: reports/bench.json is complete")'
+
+test: lint test-contracts smoke-ganache test-pipeline test-bench
 
 # The stateful escrow and consent machine with 100 x 100 = 10,000 steps (make test runs 20 x 30).
 fuzz: install

@@ -55,6 +55,7 @@ class DiagnosisJob:
     block_hash: str
     tx_hash: str
     log_index: int
+    dispatched_at: float = 0.0  # when the watcher queued it (wall clock), for the queue-wait figure
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -70,4 +71,5 @@ class DiagnosisJob:
             block_hash=data["block_hash"],
             tx_hash=data["tx_hash"],
             log_index=int(data["log_index"]),
+            dispatched_at=float(data.get("dispatched_at", 0.0)),
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import redis
@@ -34,6 +34,7 @@ class OutboxItem:
     ciphertext: bytes = b""
     reason: int = 0
     queued_at: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)  # ms per stage so far (aidoc.timing)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -53,6 +54,7 @@ class OutboxItem:
             ciphertext=base64.b64decode(data["ciphertext"]),
             reason=int(data["reason"]),
             queued_at=float(data["queued_at"]),
+            stages={k: float(v) for k, v in data.get("stages", {}).items()},
         )
 
 
@@ -65,6 +67,7 @@ class Outbox:
         self.pending_key = f"{prefix}:outbox"
         self.processing_key = f"{prefix}:outbox:processing"
         self.publish_key = f"{prefix}:publish"
+        self.timings_key = f"{prefix}:timings"
 
     def push(self, item: OutboxItem) -> None:
         if not item.queued_at:
@@ -116,6 +119,16 @@ class Outbox:
 
     def published(self, raw: bytes) -> None:
         self.redis.lrem(self.publish_key, 1, raw)
+
+    def record_timings(self, stages: dict[str, float], keep: int = 100_000) -> None:
+        """Keeps one fulfilled request's stage timings (ms) for the benchmarks; the newest `keep`."""
+        pipe = self.redis.pipeline()
+        pipe.rpush(self.timings_key, json.dumps(stages))
+        pipe.ltrim(self.timings_key, -keep, -1)
+        pipe.execute()
+
+    def timings(self) -> list[dict[str, float]]:
+        return [json.loads(raw) for raw in self.redis.lrange(self.timings_key, 0, -1)]
 
     def depth(self) -> dict[str, int]:
         return {

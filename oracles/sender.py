@@ -82,11 +82,14 @@ class Sender:
             # One bad item (terms that do not match, say) sinks a whole batch: send the rest one by one.
             for _, item in live:
                 self.send_batch([item])
+        sent = [item for _, item in live]
         for raw, item in live + settled:
             status = self.status_of(item.request_id)
             if status == RequestStatus.FULFILLED:
                 self.outbox.queue_publication(item)
                 self.stats.fulfilled += 1
+                if item in sent and item.queued_at:
+                    self.outbox.record_timings({**item.stages, "transaction": (time.time() - item.queued_at) * 1000})
             elif status == RequestStatus.PENDING:
                 # Its fulfilment reverted even alone: report a failure, which refunds, rather than
                 # leave the escrow to time out.

@@ -13,7 +13,7 @@ import logging
 import re
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Protocol
 
 import redis
@@ -190,7 +190,7 @@ def main() -> None:
         watcher = Watcher(
             ChainLogSource(marketplace, runtime.address),
             WatcherState(runtime.redis, runtime.address, marketplace.chain_id),
-            lambda job: app.send_task(DIAGNOSE_TASK, args=[job.to_json()]),
+            lambda job: app.send_task(DIAGNOSE_TASK, args=[replace(job, dispatched_at=time.time()).to_json()]),
             runtime.oracle,
             start_block=marketplace.deployment.block_number,
         )

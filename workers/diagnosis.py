@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from enum import Enum
 
 from aidoc.chain.contracts import call_struct
@@ -28,6 +29,7 @@ from aidoc.market import DiagnosisJob
 from aidoc.outbox import OutboxItem
 from aidoc.records import HealthRecord, decode_record
 from aidoc.storage import compute_cid
+from aidoc.timing import Stages
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +56,14 @@ def run_diagnosis(state, job: DiagnosisJob) -> Outcome:
     """Runs `job` with a worker's state (workers.runtime.WorkerState) and queues its outcome."""
     runtime = state.runtime
     contracts = runtime.marketplace
-    status = RequestStatus(contracts.market.functions.getRequestState(job.request_id).call()[1])
+    stages = Stages()
+    if job.dispatched_at:
+        stages.add("queue", max(0.0, (time.time() - job.dispatched_at) * 1000))
+    with stages("chain"):
+        status = RequestStatus(contracts.market.functions.getRequestState(job.request_id).call()[1])
     if status != RequestStatus.PENDING:
         return Outcome.NOT_PENDING
-    if job.request.deadline <= contracts.w3.eth.get_block("latest")["timestamp"]:
+    if job.request.deadline <= time.time():  # the market skips late fulfilments anyway
         return Outcome.PAST_DEADLINE  # too late to fulfil; the requester's cancel refunds it
     if not usable_result_key(job.result_key):  # checked before any record is decrypted
         log.warning("request %d: the requester's result key is not a usable X25519 key", job.request_id)
@@ -65,44 +71,51 @@ def run_diagnosis(state, job: DiagnosisJob) -> Outcome:
                                        reason=int(FailureReason.WRONG_KEY)))
         return Outcome.FAILURE_QUEUED
     try:
-        result = diagnose(state, job)
+        result = diagnose(state, job, stages)
     except PermanentFailure as failure:
         log.warning("request %d cannot be fulfilled: %s", job.request_id, failure)
         runtime.outbox.push(
             OutboxItem(kind="failure", request_id=job.request_id, request=job.request, reason=int(failure.reason))
         )
         return Outcome.FAILURE_QUEUED
-    sealed = seal_result(job.request_id, result, job.result_key)
+    with stages("crypto"):
+        sealed = seal_result(job.request_id, result, job.result_key)
+        result_cid = compute_cid(sealed.ciphertext)
     runtime.outbox.push(
         OutboxItem(
             kind="fulfil",
             request_id=job.request_id,
             request=job.request,
             commitment=sealed.commitment,
-            result_cid=compute_cid(sealed.ciphertext),
+            result_cid=result_cid,
             ciphertext=sealed.ciphertext,
+            stages=stages.ms,
         )
     )
     return Outcome.FULFILMENT_QUEUED
 
 
-def diagnose(state, job: DiagnosisJob) -> dict:
+def diagnose(state, job: DiagnosisJob, stages: Stages) -> dict:
     """The result of `job` (a dict sealed to the requester); PermanentFailure when impossible."""
     runtime = state.runtime
     contracts = runtime.marketplace
     request = job.request
-    if not contracts.consents.functions.hasConsent(request.record_id, request.requester, int(Purpose.DIAGNOSIS)).call():
-        raise PermanentFailure(FailureReason.CONSENT_REVOKED, "the patient's consent is gone")
-    record_info = call_struct(contracts.consents, "getRecord", request.record_id)
-    model_info = call_struct(contracts.models, "getModel", request.model_id)
+    with stages("chain"):
+        consent = contracts.consents.functions.hasConsent(request.record_id, request.requester,
+                                                          int(Purpose.DIAGNOSIS)).call()
+        if not consent:
+            raise PermanentFailure(FailureReason.CONSENT_REVOKED, "the patient's consent is gone")
+        record_info = call_struct(contracts.consents, "getRecord", request.record_id)
+        model_info = call_struct(contracts.models, "getModel", request.model_id)
     data_type, input_type = record_info["dataType"], model_info["inputType"]
     if input_type != data_type:
         raise PermanentFailure(FailureReason.UNSUPPORTED_INPUT, f"model input type {input_type} != record type {data_type}")
 
     record = fetch_record(runtime, record_info["ciphertextCid"], record_info["ciphertextHash"],
-                          record_info["keyEnvelopeCid"], data_type)
+                          record_info["keyEnvelopeCid"], data_type, stages)
     try:
-        model = state.models.get(model_info["weightsCid"], model_info["weightsSha256"])
+        with stages("ipfs"):
+            model = state.models.get(model_info["weightsCid"], model_info["weightsSha256"])
     except WeightsHashMismatch as error:
         raise PermanentFailure(FailureReason.WEIGHTS_MISMATCH, str(error)) from None
     except ModelArtifactError as error:
@@ -110,7 +123,8 @@ def diagnose(state, job: DiagnosisJob) -> dict:
     if model.input_type != data_type:
         raise PermanentFailure(FailureReason.UNSUPPORTED_INPUT, "the weights are for another input type")
     try:
-        prediction = model.predict([record])[0]
+        with stages("inference"):
+            prediction = model.predict([record])[0]
     except RecordFormatError as error:
         raise PermanentFailure(FailureReason.UNSUPPORTED_INPUT, str(error)) from None
     except Exception as error:  # noqa: BLE001 - any model failure on this input is reported, not fatal
@@ -125,11 +139,13 @@ def diagnose(state, job: DiagnosisJob) -> dict:
     }
 
 
-def fetch_record(runtime, ciphertext_cid: str, ciphertext_hash: bytes, envelope_cid: str, data_type: int) -> HealthRecord:
+def fetch_record(runtime, ciphertext_cid: str, ciphertext_hash: bytes, envelope_cid: str, data_type: int,
+                 stages: Stages) -> HealthRecord:
     """Fetches, verifies, decrypts and parses a record; PermanentFailure with the reason otherwise."""
     limit = runtime.oracle.max_record_bytes
     try:
-        ciphertext = runtime.store.cat(ciphertext_cid, max_size=limit)
+        with stages("ipfs"):
+            ciphertext = runtime.store.cat(ciphertext_cid, max_size=limit)
     except ContentTooLarge:
         raise PermanentFailure(FailureReason.RECORD_TOO_LARGE, f"the record exceeds {limit} bytes") from None
     except (ContentMismatch, ContentNotFound) as error:
@@ -137,11 +153,13 @@ def fetch_record(runtime, ciphertext_cid: str, ciphertext_hash: bytes, envelope_
     if hashlib.sha256(ciphertext).digest() != bytes(ciphertext_hash):
         raise PermanentFailure(FailureReason.CORRUPT_RECORD, "the ciphertext does not match its on-chain sha256")
     try:
-        envelope = runtime.store.cat(envelope_cid, max_size=MAX_ENVELOPE_BYTES)
+        with stages("ipfs"):
+            envelope = runtime.store.cat(envelope_cid, max_size=MAX_ENVELOPE_BYTES)
     except (ContentTooLarge, ContentMismatch, ContentNotFound) as error:
         raise PermanentFailure(FailureReason.WRONG_KEY, f"the key envelope is unusable: {error}") from None
     try:
-        sealed_type, plaintext = open_record(ciphertext, envelope, runtime.identity.encryption_key)
+        with stages("crypto"):
+            sealed_type, plaintext = open_record(ciphertext, envelope, runtime.identity.encryption_key)
     except WrongKey as error:
         raise PermanentFailure(FailureReason.WRONG_KEY, str(error)) from None
     except CorruptCiphertext as error:

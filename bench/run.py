@@ -1,0 +1,116 @@
+"""`make bench`: gas against Chainlink's Operator and an ERC-20 transfer, the oracle end to end under
+load, and batched inference; a table on stdout and reports/bench.json.
+
+    python -m bench.run [--quick] [--n 500 2000 10000]
+
+--quick (what `make test` runs) takes a few small measurements, only to prove the harness works;
+its figures mean nothing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from web3 import Web3
+
+from aidoc.config import ENV_PREFIX, PROJECT_ROOT
+from aidoc.stack.process import child_environment
+from aidoc.stack.testbed import testbed
+from bench import chainlink_gas, e2e, inference
+
+MODELS_DIR = PROJECT_ROOT / "build" / "models"
+REPORT = PROJECT_ROOT / "reports" / "bench.json"
+SWEEP = [(concurrency, batch) for concurrency in (1, 2, 4) for batch in (16, 64)]
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "python": platform.python_version(),
+            "torch": torch.__version__}
+
+
+def our_gas(rpc_url: str) -> dict[str, int]:
+    """scripts/gas_report.py (Brownie) on the bench chain: steady-state gas per operation."""
+    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "tools" / "run_script.py"), "scripts/gas_report.py",
+                             "--network", "development"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            env=child_environment({ENV_PREFIX + "RPC_URL": rpc_url}, inherit_aidoc=True))
+    if result.returncode != 0:
+        raise RuntimeError("gas report failed:\n" + result.stdout[-2000:] + result.stderr[-2000:])
+    return json.loads((PROJECT_ROOT / "reports" / "gas.json").read_text())["gas"]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes, meaningless figures")
+    parser.add_argument("--n", type=int, nargs="+", default=[500, 2000], help="requests per end-to-end run")
+    args = parser.parse_args(argv)
+    report: dict = {"machine": machine(), "quick": args.quick}
+    with tempfile.TemporaryDirectory(prefix="aidoc-bench-") as run_dir:
+        with testbed(Path(run_dir), ipfs_daemon=False, settings={ENV_PREFIX + "BATCH_WAIT": "0.05",
+                                                                    ENV_PREFIX + "POLL_INTERVAL": "0.05"}) as bed:
+            w3 = Web3(Web3.HTTPProvider(bed.services.rpc_url))
+            report["gas"] = our_gas(bed.services.rpc_url)
+            report["chainlink_gas"] = chainlink_gas.measure(w3)
+            setup = e2e.prepare(bed, MODELS_DIR)
+            runs = []
+            if args.quick:
+                runs.append(e2e.run(bed, setup, MODELS_DIR, 20, concurrency=2, batch_size=16))
+            else:
+                sweep = [e2e.run(bed, setup, MODELS_DIR, 300, concurrency=c, batch_size=b) for c, b in SWEEP]
+                best = max(sweep, key=lambda r: r["throughput_per_s"])
+                report["e2e_sweep"] = sweep
+                report["best"] = {"worker_concurrency": best["worker_concurrency"], "batch_size": best["batch_size"]}
+                for n in args.n:
+                    runs.append(e2e.run(bed, setup, MODELS_DIR, n, concurrency=best["worker_concurrency"],
+                                        batch_size=best["batch_size"]))
+                runs.append(e2e.run(bed, setup, MODELS_DIR, 500, concurrency=best["worker_concurrency"],
+                                    batch_size=best["batch_size"], rate=50))
+            report["e2e"] = runs
+    report["inference"] = inference.measure(MODELS_DIR, quick=args.quick)
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report)
+    print(f"\nWritten to {REPORT}")
+    return report
+
+
+def print_table(report: dict) -> None:
+    gas, chainlink = report["gas"], report["chainlink_gas"]
+    ours_request, ours_fulfil = gas["requestDiagnosis"], gas["fulfilBatch per request @32"]
+    print("\n| gas | ours | Chainlink Operator | ratio |\n|---|---:|---:|---:|")
+    print(f"| request | {ours_request:,} | {chainlink['request']:,} | {ours_request / chainlink['request']:.2f} |")
+    print(f"| fulfil (ours: per request in fulfilBatch @32) | {ours_fulfil:,} | {chainlink['fulfil']:,} | "
+          f"{ours_fulfil / chainlink['fulfil']:.2f} |")
+    print(f"| fulfil (ours: single fulfil) | {gas['fulfil']:,} | {chainlink['fulfil']:,} | "
+          f"{gas['fulfil'] / chainlink['fulfil']:.2f} |")
+    transfer = gas["AID transfer (OpenZeppelin ERC-20)"]
+    print(f"| request + fulfilment @32 | {ours_request + ours_fulfil:,} | "
+          f"{chainlink['request'] + chainlink['fulfil']:,} | "
+          f"{(ours_request + ours_fulfil) / (chainlink['request'] + chainlink['fulfil']):.2f} |")
+    print(f"| an OpenZeppelin ERC-20 transfer | {transfer:,} | | |")
+    print("\n| e2e run | n | rate/s | workers | batch | diagnoses/s | p50 ms | p95 ms | p99 ms | worker MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for index, run in enumerate(report.get("e2e_sweep", []) + report["e2e"]):
+        print(f"| {index + 1} | {run['n']} | {run['rate_per_s'] or 'max'} | {run['worker_concurrency']} | "
+              f"{run['batch_size']} | {run['throughput_per_s']} | {run['p50_ms']} | {run['p95_ms']} | "
+              f"{run['p99_ms']} | {run['worker_peak_rss_mb']} |")
+    for run in report["e2e"]:
+        print(f"stages (mean ms) at n={run['n']}: " + ", ".join(f"{k} {v}" for k, v in run["stages_ms"].items()))
+    print("\n| inference (records/s) | device | " + " | ".join(
+        next(iter(next(iter(report["inference"].values())).values())).keys()) + " |")
+    for model, devices in report["inference"].items():
+        for device, sizes in devices.items():
+            print(f"| {model} | {device} | " + " | ".join(f"{v:,.0f}" for v in sizes.values()) + " |")
+
+
+if __name__ == "__main__":
+    main()
