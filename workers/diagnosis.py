@@ -12,7 +12,7 @@ import logging
 import time
 from enum import Enum
 
-from aidoc.chain.contracts import call_struct
+from aidoc.chain.contracts import call_batch
 from aidoc.constants import FailureReason, Purpose, RequestStatus
 from aidoc.crypto import open_record, seal_result, usable_result_key
 from aidoc.errors import (
@@ -59,8 +59,15 @@ def run_diagnosis(state, job: DiagnosisJob) -> Outcome:
     stages = Stages()
     if job.dispatched_at:
         stages.add("queue", max(0.0, (time.time() - job.dispatched_at) * 1000))
-    with stages("chain"):
-        status = RequestStatus(contracts.market.functions.getRequestState(job.request_id).call()[1])
+    request = job.request
+    with stages("chain"):  # one JSON-RPC batch: the request's state, the consent, the record, the model
+        state_now, consent, record_info, model_info = call_batch(contracts.w3, [
+            (contracts.market, "getRequestState", (job.request_id,)),
+            (contracts.consents, "hasConsent", (request.record_id, request.requester, int(Purpose.DIAGNOSIS))),
+            (contracts.consents, "getRecord", (request.record_id,)),
+            (contracts.models, "getModel", (request.model_id,)),
+        ])
+    status = RequestStatus(state_now["status"])
     if status != RequestStatus.PENDING:
         return Outcome.NOT_PENDING
     if job.request.deadline <= time.time():  # the market skips late fulfilments anyway
@@ -71,7 +78,7 @@ def run_diagnosis(state, job: DiagnosisJob) -> Outcome:
                                        reason=int(FailureReason.WRONG_KEY)))
         return Outcome.FAILURE_QUEUED
     try:
-        result = diagnose(state, job, stages)
+        result = diagnose(state, job, stages, bool(consent["out0"]), record_info, model_info)
     except PermanentFailure as failure:
         log.warning("request %d cannot be fulfilled: %s", job.request_id, failure)
         runtime.outbox.push(
@@ -95,18 +102,12 @@ def run_diagnosis(state, job: DiagnosisJob) -> Outcome:
     return Outcome.FULFILMENT_QUEUED
 
 
-def diagnose(state, job: DiagnosisJob, stages: Stages) -> dict:
+def diagnose(state, job: DiagnosisJob, stages: Stages, consent: bool, record_info: dict, model_info: dict) -> dict:
     """The result of `job` (a dict sealed to the requester); PermanentFailure when impossible."""
     runtime = state.runtime
-    contracts = runtime.marketplace
     request = job.request
-    with stages("chain"):
-        consent = contracts.consents.functions.hasConsent(request.record_id, request.requester,
-                                                          int(Purpose.DIAGNOSIS)).call()
-        if not consent:
-            raise PermanentFailure(FailureReason.CONSENT_REVOKED, "the patient's consent is gone")
-        record_info = call_struct(contracts.consents, "getRecord", request.record_id)
-        model_info = call_struct(contracts.models, "getModel", request.model_id)
+    if not consent:  # checked before anything is fetched or decrypted
+        raise PermanentFailure(FailureReason.CONSENT_REVOKED, "the patient's consent is gone")
     data_type, input_type = record_info["dataType"], model_info["inputType"]
     if input_type != data_type:
         raise PermanentFailure(FailureReason.UNSUPPORTED_INPUT, f"model input type {input_type} != record type {data_type}")

@@ -36,6 +36,11 @@ def worker_state() -> WorkerState:
 def _fresh_state_per_child(**_: object) -> None:
     global _state
     _state = None  # connections opened before the fork must not be shared with the parent
+    # Celery runs one task per process at a time; one torch thread each keeps N processes on N cores
+    # instead of N x cores threads fighting over them (records are small; batches are per request).
+    import torch
+
+    torch.set_num_threads(1)
 
 
 class ModelCache:

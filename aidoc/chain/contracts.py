@@ -146,9 +146,22 @@ def call_struct(contract: Contract, function: str, *args) -> dict:
     except ContractLogicError as error:
         reason = decode_revert(revert_data(error), ServiceSettings().build_dir) if revert_data(error) else str(error)
         raise TransactionReverted(function, reason) from None
+    return _named(contract, function, value)
+
+
+def call_batch(w3: Web3, calls: list[tuple[Contract, str, tuple]]) -> list[dict]:
+    """Several view calls in one JSON-RPC batch (one round trip), each result named as by call_struct."""
+    with w3.batch_requests() as batch:
+        for contract, function, args in calls:
+            batch.add(getattr(contract.functions, function)(*args))
+        values = batch.execute()
+    return [_named(contract, function, value) for (contract, function, _), value in zip(calls, values)]
+
+
+def _named(contract: Contract, function: str, value) -> dict:
     outputs = next(i for i in contract.abi if i.get("type") == "function" and i["name"] == function)["outputs"]
     if len(outputs) == 1 and outputs[0]["type"] == "tuple":
         return dict(zip([c["name"] for c in outputs[0]["components"]], value))
     if len(outputs) == 1:
         value = [value]
-    return dict(zip([o["name"] for o in outputs], value))
+    return dict(zip([o["name"] or f"out{i}" for i, o in enumerate(outputs)], value))
