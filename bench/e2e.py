@@ -159,12 +159,13 @@ class _Observer(threading.Thread):
         self.requested: dict[int, float] = {}
         self.fulfilled: dict[int, float] = {}
         self.failed: set[int] = set()
+        self.first_block = contracts.w3.eth.block_number + 1  # fixed before any request is sent
 
     def run(self) -> None:
         w3, market = self.contracts.w3, self.contracts.market
         topics = {name: getattr(market.events, name)().topic for name in
                   ("DiagnosisRequested", "DiagnosisFulfilled", "DiagnosisFailed")}
-        next_block = w3.eth.block_number + 1
+        next_block = self.first_block
         while len(self.fulfilled) + len(self.failed) < self.n:
             head = w3.eth.block_number
             if head >= next_block:

@@ -150,9 +150,13 @@ class Sender:
         """Uploads the ciphertexts of fulfilments buried under `confirmations` blocks. An IPFS
         outage leaves them for the next pass; a fulfilment a reorg undid goes back to the outbox."""
         market = self.contracts.market.functions
-        safe_block = max(0, self.contracts.w3.eth.block_number - self.runtime.oracle.confirmations)
-        for raw, item in self.outbox.publications(max_items):
-            final = RequestStatus(market.getRequestState(item.request_id).call(block_identifier=safe_block)[1])
+        confirmations = self.runtime.oracle.confirmations
+        publications = self.outbox.publications(max_items)
+        safe_block = max(0, self.contracts.w3.eth.block_number - confirmations) if publications and confirmations else 0
+        for raw, item in publications:
+            # With no confirmations required, the receipt that queued it already proved it final.
+            final = RequestStatus.FULFILLED if not confirmations else RequestStatus(
+                market.getRequestState(item.request_id).call(block_identifier=safe_block)[1])
             if final != RequestStatus.FULFILLED:
                 now = self.status_of(item.request_id)
                 if now == RequestStatus.PENDING:  # a reorg dropped our fulfilment: send it again

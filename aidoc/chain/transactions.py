@@ -22,6 +22,8 @@ from aidoc.errors import TransientError
 
 log = logging.getLogger(__name__)
 
+RECEIPT_POLL_S = 0.005  # a local chain mines in milliseconds; a public one costs a few idle polls
+FEES_MAX_AGE_S = 1.0  # fees are read at most once a second (two RPC calls each time)
 GAS_HEADROOM = 1.2  # estimates can fall short when state changes between estimate and inclusion
 FEE_BUMP_NUMERATOR, FEE_BUMP_DENOMINATOR = 5, 4  # +25%: nodes require >= +10% to replace
 
@@ -49,13 +51,28 @@ class Transactor:
         self.tx_timeout = tx_timeout
         self.max_replacements = max_replacements
         self._nonce: int | None = None
+        self._fees: Fees | None = None
+        self._fees_at = 0.0
+        self._chain_id: int | None = None
         self._lock = threading.Lock()
 
     @property
     def address(self) -> str:
         return self.account.address
 
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = self.w3.eth.chain_id
+        return self._chain_id
+
     def current_fees(self) -> Fees:
+        now = time.monotonic()
+        if self._fees is None or now - self._fees_at > FEES_MAX_AGE_S:
+            self._fees, self._fees_at = self._read_fees(), now
+        return self._fees
+
+    def _read_fees(self) -> Fees:
         base_fee = self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
         try:
             priority = self.w3.eth.max_priority_fee
@@ -80,7 +97,7 @@ class Transactor:
         """Estimates, signs, sends and waits for `function`; raises TransactionReverted with the
         contract's custom error if it would revert or did."""
         gas = gas or int(self.estimate(function, action) * GAS_HEADROOM)
-        tx_base = {"from": self.address, "gas": gas, "value": value, "chainId": self.w3.eth.chain_id}
+        tx_base = {"from": self.address, "gas": gas, "value": value, "chainId": self.chain_id}
         with self._lock:
             try:
                 tx = function.build_transaction({**tx_base, "nonce": 0, "maxFeePerGas": 1, "maxPriorityFeePerGas": 1})
@@ -150,7 +167,7 @@ class Transactor:
                     pass
             if time.monotonic() >= deadline:
                 raise TimeExhausted(f"{action}: no receipt after {timeout:.0f} s")
-            time.sleep(0.05)
+            time.sleep(RECEIPT_POLL_S)
 
     def replace_stuck(self) -> int:
         """Replaces every transaction this key has pending from an earlier process (the nonces
