@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     report: dict = {"machine": machine(), "quick": args.quick}
     with tempfile.TemporaryDirectory(prefix="aidoc-bench-") as run_dir:
-        with testbed(Path(run_dir), ipfs_daemon=False, settings={ENV_PREFIX + "BATCH_WAIT": "0.05",
-                                                                    ENV_PREFIX + "POLL_INTERVAL": "0.05"}) as bed:
+        with testbed(Path(run_dir), ipfs_daemon=False, settings={ENV_PREFIX + "BATCH_WAIT": "0.02",
+                                                                    ENV_PREFIX + "POLL_INTERVAL": "0.02"}) as bed:
             w3 = Web3(Web3.HTTPProvider(bed.services.rpc_url))
             report["gas"] = our_gas(bed.services.rpc_url)
             report["chainlink_gas"] = chainlink_gas.measure(w3)
