@@ -14,21 +14,32 @@ from aidoc.errors import ConfigError
 ENV_PREFIX = "AIDOC_"
 AID = 10**18
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The trained models and sample records (scripts/train_models.py, `make models`).
+MODELS_DIR = PROJECT_ROOT / "build" / "models"
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(ENV_PREFIX + name, default)
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_number(name: str, default: float, parse, kind: str, advice: str):
+    """AIDOC_<name> parsed with `parse` (int or float), 0 or more, or a ConfigError naming it."""
     raw = _env(name, str(default))
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(f"{ENV_PREFIX}{name}={raw!r} is not a whole number; set it to an integer") from None
+        raise ConfigError(f"{ENV_PREFIX}{name}={raw!r} is not {kind}; set it to {advice}") from None
     if value < 0:
         raise ConfigError(f"{ENV_PREFIX}{name}={raw!r} is negative; set it to 0 or more")
     return value
+
+
+def _env_int(name: str, default: int) -> int:
+    return _env_number(name, default, int, "a whole number", "an integer")
+
+
+def _env_float(name: str, default: float) -> float:
+    return _env_number(name, default, float, "a number", "a number")
 
 
 def _env_list(name: str) -> list[str]:
@@ -57,17 +68,6 @@ class DeploySettings:
             )
         if not 60 <= self.request_timeout <= 30 * 24 * 3600:
             raise ConfigError(f"{ENV_PREFIX}REQUEST_TIMEOUT must be between 60 s and 30 days")
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = _env(name, str(default))
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{ENV_PREFIX}{name}={raw!r} is not a number; set it to a number") from None
-    if value < 0:
-        raise ConfigError(f"{ENV_PREFIX}{name}={raw!r} is negative; set it to 0 or more")
-    return value
 
 
 def aidoc_home() -> Path:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -21,13 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aidoc.config import AID, ENV_PREFIX, PROJECT_ROOT, ServiceSettings
+from aidoc.config import AID, ENV_PREFIX, MODELS_DIR, PROJECT_ROOT, ServiceSettings
 from aidoc.constants import DataType, Purpose, RequestStatus
 from aidoc.errors import AidocError
 from aidoc.identity import Identity
 from aidoc.stack.process import free_port, port_open
 
-MODELS_DIR = PROJECT_ROOT / "build" / "models"
 ROYALTY = AID  # 1 AID per diagnosis to the patient
 MODEL_PRICE = 5 * AID
 NODE_FEE = 2 * AID
@@ -47,12 +44,13 @@ def aid(units: int) -> str:
 
 
 def ensure_models(console: Console) -> Path:
-    """The trained models and sample patient files (scripts/train_models.py, run once)."""
-    if not (MODELS_DIR / "metrics.json").exists():
-        with console.status("training the two models (seeded; once per checkout)"):
-            subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "train_models.py"), "--out",
-                            str(MODELS_DIR)], check=True, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL)
-    return MODELS_DIR
+    """The trained models and sample patient files (trained once per checkout)."""
+    from aidoc.stack.testbed import ensure_trained_models
+
+    if (MODELS_DIR / "metrics.json").exists():
+        return MODELS_DIR
+    with console.status("training the two models (seeded; once per checkout)"):
+        return ensure_trained_models(MODELS_DIR)
 
 
 def configure(run_dir: Path) -> ServiceSettings:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import redis
@@ -35,6 +35,11 @@ class OutboxItem:
     reason: int = 0
     queued_at: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)  # ms per stage so far (aidoc.timing)
+
+    @classmethod
+    def failure(cls, request_id: int, request: DiagnosisRequest, reason: int) -> "OutboxItem":
+        """A request to report as failed with `reason` (a FailureReason), which refunds it."""
+        return cls(kind="failure", request_id=request_id, request=request, reason=int(reason))
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -71,7 +76,7 @@ class Outbox:
 
     def push(self, item: OutboxItem) -> None:
         if not item.queued_at:
-            item = OutboxItem(**{**item.__dict__, "queued_at": time.time()})
+            item = replace(item, queued_at=time.time())
         self.redis.rpush(self.pending_key, item.to_json())
 
     def take(self, max_items: int, wait: float) -> list[tuple[bytes, OutboxItem]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from aidoc.models import load_model
@@ -64,7 +63,6 @@ def _device_name(device: str) -> str:
 if __name__ == "__main__":
     import json
 
-    from aidoc.config import PROJECT_ROOT
+    from aidoc.config import MODELS_DIR
 
-    np.set_printoptions(suppress=True)
-    print(json.dumps(measure(PROJECT_ROOT / "build" / "models"), indent=2))
+    print(json.dumps(measure(MODELS_DIR), indent=2))

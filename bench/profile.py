@@ -13,12 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from aidoc.config import ENV_PREFIX, PROJECT_ROOT
+from aidoc.config import ENV_PREFIX, MODELS_DIR, PROJECT_ROOT
 from aidoc.stack import local
 from aidoc.stack.testbed import testbed
 from bench import e2e
 
-MODELS_DIR = PROJECT_ROOT / "build" / "models"
 REPORTS = PROJECT_ROOT / "reports"
 SECONDS = 12
 WATCHED = ("web3", "eth_abi", "celery", "kombu", "redis", "requests", "torch", "nacl", "aidoc", "workers", "oracles")

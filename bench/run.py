@@ -21,12 +21,11 @@ from pathlib import Path
 import torch
 from web3 import Web3
 
-from aidoc.config import ENV_PREFIX, PROJECT_ROOT
+from aidoc.config import ENV_PREFIX, MODELS_DIR, PROJECT_ROOT
 from aidoc.stack.process import child_environment
 from aidoc.stack.testbed import testbed
 from bench import chainlink_gas, e2e, inference
 
-MODELS_DIR = PROJECT_ROOT / "build" / "models"
 REPORT = PROJECT_ROOT / "reports" / "bench.json"
 # The node's watcher polls and its sender batches every 20 ms (the defaults are 500 and 200 ms).
 NODE_SETTINGS = {ENV_PREFIX + "BATCH_WAIT": "0.02", ENV_PREFIX + "POLL_INTERVAL": "0.02"}

@@ -9,7 +9,6 @@ is public from the moment the transaction is sent, the content must not be befor
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from dataclasses import dataclass, field
 
@@ -103,8 +102,7 @@ class Sender:
                 # Its fulfilment reverted even alone: report a failure, which refunds, rather than
                 # leave the escrow to time out.
                 log.error("request %d could not be fulfilled; reporting an internal failure", item.request_id)
-                self.outbox.push(OutboxItem(kind="failure", request_id=item.request_id, request=item.request,
-                                            reason=int(FailureReason.INTERNAL_ERROR)))
+                self.outbox.push(OutboxItem.failure(item.request_id, item.request, FailureReason.INTERNAL_ERROR))
             else:
                 self.stats.skipped += 1
                 log.info("request %d not fulfilled by this batch (now %s)", item.request_id, status.name)
@@ -195,20 +193,15 @@ class Sender:
 
 
 def main() -> None:
-    from aidoc.errors import exit_on_user_error
-    from aidoc.logs import configure_logging
+    from oracles.service import run_service
 
-    @exit_on_user_error
-    def run() -> None:
-        configure_logging()
+    def build() -> tuple[Sender, str]:
         sender = Sender(NodeRuntime())
-        signal.signal(signal.SIGTERM, sender.stop)
-        signal.signal(signal.SIGINT, sender.stop)
-        log.info("sending for node %s (batches of up to %d, %.0f ms)", sender.runtime.address,
-                 sender.runtime.oracle.batch_size, sender.runtime.oracle.batch_wait * 1000)
-        sender.run()
+        oracle = sender.runtime.oracle
+        return sender, (f"sending for node {sender.runtime.address} "
+                        f"(batches of up to {oracle.batch_size}, {oracle.batch_wait * 1000:.0f} ms)")
 
-    run()
+    run_service("sender", build)
 
 
 if __name__ == "__main__":

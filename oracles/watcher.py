@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import signal
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Protocol
@@ -159,10 +158,7 @@ class Watcher:
                 count = self.poll_once()
                 if count:
                     log.info("dispatched %d new request(s)", count)
-            except (OSError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
-                log.warning("watcher pass failed (%s); retrying", error)
-                time.sleep(min(5.0, self.settings.poll_interval * 4))
-            except Exception as error:  # noqa: BLE001 - e.g. the RPC endpoint returning errors; keep watching
+            except Exception as error:  # noqa: BLE001 - Redis or the RPC endpoint down or erring; keep watching
                 if TOO_MANY_LOGS.search(str(error)) and self.log_range > 1:
                     self.log_range = max(1, self.log_range // 2)
                     log.warning("the RPC endpoint refused a log range as too large; asking for %d blocks at a time",
@@ -177,14 +173,11 @@ class Watcher:
 
 
 def main() -> None:
-    from aidoc.errors import exit_on_user_error
-    from aidoc.logs import configure_logging
     from aidoc.node import NodeRuntime
+    from oracles.service import run_service
     from workers.app import DIAGNOSE_TASK, app
 
-    @exit_on_user_error
-    def run() -> None:
-        configure_logging()
+    def build() -> tuple[Watcher, str]:
         runtime = NodeRuntime()
         marketplace = runtime.marketplace
         watcher = Watcher(
@@ -194,12 +187,9 @@ def main() -> None:
             runtime.oracle,
             start_block=marketplace.deployment.block_number,
         )
-        signal.signal(signal.SIGTERM, watcher.stop)
-        signal.signal(signal.SIGINT, watcher.stop)
-        log.info("watching DiagnosisRequested for node %s on chain %d", runtime.address, marketplace.chain_id)
-        watcher.run()
+        return watcher, f"watching DiagnosisRequested for node {runtime.address} on chain {marketplace.chain_id}"
 
-    run()
+    run_service("watcher", build)
 
 
 if __name__ == "__main__":

@@ -74,16 +74,13 @@ def run_diagnosis(state, job: DiagnosisJob) -> Outcome:
         return Outcome.PAST_DEADLINE  # too late to fulfil; the requester's cancel refunds it
     if not usable_result_key(job.result_key):  # checked before any record is decrypted
         log.warning("request %d: the requester's result key is not a usable X25519 key", job.request_id)
-        runtime.outbox.push(OutboxItem(kind="failure", request_id=job.request_id, request=job.request,
-                                       reason=int(FailureReason.WRONG_KEY)))
+        runtime.outbox.push(OutboxItem.failure(job.request_id, job.request, FailureReason.WRONG_KEY))
         return Outcome.FAILURE_QUEUED
     try:
         result = diagnose(state, job, stages, bool(consent["out0"]), record_info, model_info)
     except PermanentFailure as failure:
         log.warning("request %d cannot be fulfilled: %s", job.request_id, failure)
-        runtime.outbox.push(
-            OutboxItem(kind="failure", request_id=job.request_id, request=job.request, reason=int(failure.reason))
-        )
+        runtime.outbox.push(OutboxItem.failure(job.request_id, job.request, failure.reason))
         return Outcome.FAILURE_QUEUED
     with stages("crypto"):
         sealed = seal_result(job.request_id, result, job.result_key)

@@ -37,16 +37,14 @@ def diagnose(self, job_data: dict) -> str:
         if retries >= runtime.oracle.task_max_retries:
             log.error("request %d: giving up after %d retries (%s); reporting a failure", job.request_id, retries,
                       error)
-            runtime.outbox.push(OutboxItem(kind="failure", request_id=job.request_id, request=job.request,
-                                           reason=int(FailureReason.INTERNAL_ERROR)))
+            runtime.outbox.push(OutboxItem.failure(job.request_id, job.request, FailureReason.INTERNAL_ERROR))
             return Outcome.FAILURE_QUEUED.value
         countdown = min(MAX_BACKOFF_S, 2**retries)
         log.warning("request %d: %s; retrying in %d s", job.request_id, error, countdown)
         raise self.retry(exc=error, countdown=countdown, max_retries=runtime.oracle.task_max_retries + 1)
     except Exception:  # a bug, not the input's fault: refund now rather than leave the escrow to time out
         log.exception("request %d: unexpected error; reporting an internal failure", job.request_id)
-        runtime.outbox.push(OutboxItem(kind="failure", request_id=job.request_id, request=job.request,
-                                       reason=int(FailureReason.INTERNAL_ERROR)))
+        runtime.outbox.push(OutboxItem.failure(job.request_id, job.request, FailureReason.INTERNAL_ERROR))
         return Outcome.FAILURE_QUEUED.value
     log.info("request %d: %s", job.request_id, outcome.value)
     return outcome.value

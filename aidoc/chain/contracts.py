@@ -143,13 +143,9 @@ def decode_revert(data: bytes | str | None, build_dir: Path) -> str:
 
 
 def call_struct(contract: Contract, function: str, *args) -> dict:
-    """Calls a view function and names its result's fields (web3 returns structs as tuples)."""
-    try:
-        value = getattr(contract.functions, function)(*args).call()
-    except ContractLogicError as error:
-        reason = decode_revert(revert_data(error), ServiceSettings().build_dir) if revert_data(error) else str(error)
-        raise TransactionReverted(function, reason) from None
-    return _named(contract, function, value)
+    """Calls a view function and names its result's fields; a revert raises TransactionReverted
+    with the contract's custom error."""
+    return call_batch(contract.w3, [(contract, function, args)])[0]
 
 
 def call_batch(w3: Web3, calls: list[tuple[Contract, str, tuple]]) -> list[dict]:

@@ -108,7 +108,7 @@ class Transactor:
 
     def transfer_eth(self, to: str, value: int) -> TxReceipt:
         with self._lock:
-            tx = {"from": self.address, "to": to, "value": value, "gas": 21_000, "chainId": self.w3.eth.chain_id}
+            tx = {"from": self.address, "to": to, "value": value, "gas": 21_000, "chainId": self.chain_id}
             return self._send_built(tx, "ETH transfer")
 
     def _next_nonce(self) -> int:
@@ -177,7 +177,7 @@ class Transactor:
             mined = self.w3.eth.get_transaction_count(self.address, "latest")
             pending = self.w3.eth.get_transaction_count(self.address, "pending")
             fees = self.current_fees().bumped().bumped().bumped()
-            tx = {"from": self.address, "to": self.address, "value": 0, "gas": 21_000, "chainId": self.w3.eth.chain_id}
+            tx = {"from": self.address, "to": self.address, "value": 0, "gas": 21_000, "chainId": self.chain_id}
             for nonce in range(mined, pending):
                 log.warning("replacing transaction %d left pending by an earlier sender", nonce)
                 self._send_at(tx, nonce, "replacement of a stuck transaction", advance=False, fees=fees)

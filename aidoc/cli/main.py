@@ -54,7 +54,7 @@ def user_errors(command):
         except AidocError as error:
             errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
             raise typer.Exit(1) from None
-        except (ConnectionError, OSError, Web3Exception) as error:
+        except (OSError, Web3Exception) as error:
             errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
             raise typer.Exit(1) from None
 

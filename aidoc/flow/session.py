@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from web3.logs import DISCARD
+
 from aidoc.chain.contracts import Marketplace, open_marketplace
 from aidoc.chain.transactions import Transactor
 from aidoc.config import ServiceSettings
@@ -39,13 +41,8 @@ class Session:
 
     def event(self, receipt, contract, name: str) -> dict:
         """The args of the first `name` event `contract` emitted in `receipt`."""
-        events = getattr(contract.events, name)().process_receipt(receipt, errors=_DISCARD)
+        events = getattr(contract.events, name)().process_receipt(receipt, errors=DISCARD)
         if not events:
             raise LookupError(f"no {name} event in transaction {receipt['transactionHash'].hex()}")
         return events[0]["args"]
 
-
-try:
-    from web3.logs import DISCARD as _DISCARD
-except ImportError:  # pragma: no cover - web3 < 6
-    _DISCARD = None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from aidoc.config import AID, ENV_PREFIX, PROJECT_ROOT, ServiceSettings
+from aidoc.config import AID, ENV_PREFIX, MODELS_DIR, PROJECT_ROOT, ServiceSettings
 from aidoc.identity import Identity
 from aidoc.stack.process import ManagedProcess, child_environment, free_port
 
@@ -37,6 +37,15 @@ class Testbed:
         identity = Identity.generate()
         fund(marketplace, identity.address, eth=10 * AID, aid=aid)
         return self.session(identity, marketplace)
+
+
+def ensure_trained_models(models_dir: Path = MODELS_DIR) -> Path:
+    """The trained models and sample records: scripts/train_models.py runs once per checkout
+    (`make models` does it too)."""
+    if not (models_dir / "metrics.json").exists():
+        subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "train_models.py"), "--out", str(models_dir)],
+                       check=True, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL)
+    return models_dir
 
 
 def deploy(services: ServiceSettings) -> None:

@@ -5,22 +5,19 @@ Celery worker, watcher and sender run as separate processes. Run with plain pyte
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import redis as redis_lib
 
-from aidoc.config import AID, ENV_PREFIX, PROJECT_ROOT
+from aidoc.config import AID, ENV_PREFIX
 from aidoc.constants import DataType, Purpose, RequestStatus
 from aidoc.flow.session import Session
 from aidoc.identity import Identity
 from aidoc.stack.process import ManagedProcess
-from aidoc.stack.testbed import Testbed, testbed
+from aidoc.stack.testbed import Testbed, ensure_trained_models, testbed
 
-MODELS_DIR = PROJECT_ROOT / "build" / "models"
 ROYALTY = AID
 MODEL_PRICE = 5 * AID
 NODE_FEE = 2 * AID
@@ -62,10 +59,7 @@ def stack(tmp_path_factory) -> Testbed:
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
     """The trained models: scripts/train_models.py runs once per checkout (make models does it too)."""
-    if not (MODELS_DIR / "metrics.json").exists():
-        subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "train_models.py"), "--out", str(MODELS_DIR)],
-                       check=True, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL)
-    return MODELS_DIR
+    return ensure_trained_models()
 
 
 @pytest.fixture(scope="session")
