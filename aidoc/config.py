@@ -106,6 +106,8 @@ class OracleSettings:
     # The sender fulfils up to batch_size results per fulfilBatch, or what it has after batch_wait s.
     batch_size: int = field(default_factory=lambda: _env_int("BATCH_SIZE", 32))
     batch_wait: float = field(default_factory=lambda: _env_float("BATCH_WAIT", 0.2))
+    # The watcher hands the workers up to task_batch requests per Celery task.
+    task_batch: int = field(default_factory=lambda: _env_int("TASK_BATCH", 16))
     # A transaction without a receipt after this long is replaced with a higher fee.
     tx_timeout: float = field(default_factory=lambda: _env_float("TX_TIMEOUT", 30.0))
     max_record_bytes: int = field(default_factory=lambda: _env_int("MAX_RECORD_BYTES", 16 * 1024 * 1024))
@@ -124,5 +126,7 @@ class OracleSettings:
             )
         if not 1 <= self.batch_size <= 256:
             raise ConfigError(f"{ENV_PREFIX}BATCH_SIZE must be between 1 and 256")
+        if not 1 <= self.task_batch <= 256:
+            raise ConfigError(f"{ENV_PREFIX}TASK_BATCH must be between 1 and 256")
         if self.log_range < 1:
             raise ConfigError(f"{ENV_PREFIX}LOG_RANGE must be at least 1 block")

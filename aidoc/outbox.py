@@ -75,9 +75,15 @@ class Outbox:
         self.timings_key = f"{prefix}:timings"
 
     def push(self, item: OutboxItem) -> None:
-        if not item.queued_at:
-            item = replace(item, queued_at=time.time())
-        self.redis.rpush(self.pending_key, item.to_json())
+        self.push_many([item])
+
+    def push_many(self, items: list[OutboxItem], pipe: redis.client.Pipeline | None = None) -> None:
+        """Queues `items` in one command; into `pipe` when given (the caller executes it)."""
+        if not items:
+            return
+        now = time.time()
+        raws = [(item if item.queued_at else replace(item, queued_at=now)).to_json() for item in items]
+        (pipe if pipe is not None else self.redis).rpush(self.pending_key, *raws)
 
     def take(self, max_items: int, wait: float) -> list[tuple[bytes, OutboxItem]]:
         """Up to `max_items` items: blocks until the first arrives (at most `wait` s), then gathers

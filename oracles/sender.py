@@ -12,9 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from web3.logs import DISCARD
-
-from aidoc.chain.contracts import TransactionReverted
+from aidoc.chain.contracts import TransactionReverted, decode_event
 from aidoc.chain.transactions import Transactor
 from aidoc.constants import FailureReason, RequestStatus
 from aidoc.errors import StorageError
@@ -28,7 +26,17 @@ log = logging.getLogger("aidoc.sender")
 # leaves room for a revoked-consent refund or a first-time write per item.
 BATCH_BASE_GAS = 150_000
 BATCH_ITEM_GAS = 90_000
+# What each event in a fulfilBatch receipt says its request became (None: the event's `status`).
+RECEIPT_OUTCOMES = (("DiagnosisFulfilled", RequestStatus.FULFILLED), ("DiagnosisFailed", RequestStatus.FAILED),
+                    ("FulfilmentSkipped", None))
 
+
+@dataclass(frozen=True)
+class Settled:
+    """What a request became, by a fulfilBatch receipt (with the commitment that fulfilled it)."""
+
+    status: RequestStatus
+    commitment: bytes | None = None
 
 
 @dataclass
@@ -89,11 +97,19 @@ class Sender:
             # One bad item (terms that do not match, say) sinks a whole batch: send them one by one.
             outcome = {}
             for item in items:
-                outcome.update(self.send_batch([item]) or {})
+                for request_id, settled in (self.send_batch([item]) or {}).items():
+                    if settled.commitment or request_id not in outcome:  # a fulfilment wins over a later skip
+                        outcome[request_id] = settled
         outcome = outcome or {}
         for raw, item in fulfilments:
-            status = outcome.get(item.request_id) or self.status_of(item.request_id)
-            if status == RequestStatus.FULFILLED:
+            settled = outcome.get(item.request_id) or Settled(self.status_of(item.request_id))
+            status = settled.status
+            if status == RequestStatus.FULFILLED and settled.commitment not in (None, item.commitment):
+                # Another result for the same request (a redelivered task's) is the one on-chain:
+                # this one's ciphertext must never be published.
+                self.stats.skipped += 1
+                log.info("request %d was fulfilled with another result of this node's", item.request_id)
+            elif status == RequestStatus.FULFILLED:
                 self.outbox.queue_publication(item)
                 self.stats.fulfilled += 1
                 if item.request_id in outcome and item.queued_at:
@@ -109,7 +125,7 @@ class Sender:
             self.outbox.done(raw)
         self.publish_pending()
 
-    def send_batch(self, items: list[OutboxItem]) -> dict[int, RequestStatus] | None:
+    def send_batch(self, items: list[OutboxItem]) -> dict[int, Settled] | None:
         """Sends one fulfilBatch; returns what the receipt says each request became (fulfilled,
         failed for revoked consent, or skipped as no longer pending), or None if it reverted."""
         batch = [(item.request_id, item.request.as_tuple(), item.commitment, item.result_cid) for item in items]
@@ -117,20 +133,25 @@ class Sender:
         try:
             # A fixed budget instead of an estimate saves a whole simulated execution per batch;
             # unused gas is not charged.
-            receipt = self.transactor.send(market.functions.fulfilBatch(batch), f"fulfilBatch of {len(batch)}",
-                                           gas=BATCH_BASE_GAS + BATCH_ITEM_GAS * len(batch))
+            receipt = self.transactor.send_call(market, "fulfilBatch", (batch,), f"fulfilBatch of {len(batch)}",
+                                                gas=BATCH_BASE_GAS + BATCH_ITEM_GAS * len(batch))
         except TransactionReverted as error:
             log.error("fulfilBatch of %d reverted: %s", len(batch), error.reason)
             return None
         self.stats.batches += 1
         self.stats.batch_sizes.append(len(batch))
-        outcome: dict[int, RequestStatus] = {}
-        for event in market.events.DiagnosisFulfilled().process_receipt(receipt, errors=DISCARD):
-            outcome[int(event["args"]["requestId"])] = RequestStatus.FULFILLED
-        for event in market.events.DiagnosisFailed().process_receipt(receipt, errors=DISCARD):
-            outcome[int(event["args"]["requestId"])] = RequestStatus.FAILED
-        for event in market.events.FulfilmentSkipped().process_receipt(receipt, errors=DISCARD):
-            outcome[int(event["args"]["requestId"])] = RequestStatus(event["args"]["status"])
+        outcome: dict[int, Settled] = {}
+        for entry in receipt["logs"]:
+            for event, status in RECEIPT_OUTCOMES:
+                args = decode_event(market, event, entry)
+                if args is None:
+                    continue
+                request_id = int(args["requestId"])
+                if status == RequestStatus.FULFILLED:  # it wins over a skip of a second copy in the batch
+                    outcome[request_id] = Settled(status, bytes(args["resultCommitment"]))
+                else:
+                    outcome.setdefault(request_id, Settled(status or RequestStatus(args["status"])))
+                break
         return outcome
 
     def report_failure(self, item: OutboxItem) -> None:

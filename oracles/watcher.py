@@ -16,10 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Protocol
 
 import redis
-from eth_utils import event_abi_to_log_topic
 from web3 import Web3
 
-from aidoc.chain.contracts import Marketplace
+from aidoc.chain.contracts import Marketplace, decode_event, event_topic
 from aidoc.config import OracleSettings
 from aidoc.market import DiagnosisJob, DiagnosisRequest
 
@@ -58,10 +57,7 @@ class ChainLogSource:
     def __init__(self, marketplace: Marketplace, node: str):
         self.w3 = marketplace.w3
         self.market = marketplace.market
-        self.event = marketplace.market.events.DiagnosisRequested()
-        abi = next(item for item in marketplace.market.abi
-                   if item.get("type") == "event" and item["name"] == "DiagnosisRequested")
-        self.topics = [Web3.to_hex(event_abi_to_log_topic(abi)), None, None,
+        self.topics = [Web3.to_hex(event_topic(self.market, "DiagnosisRequested")), None, None,
                        Web3.to_hex(Web3.to_bytes(hexstr=node).rjust(32, b"\0"))]
 
     def head(self) -> int:
@@ -73,10 +69,9 @@ class ChainLogSource:
         )
         found = []
         for raw in raw_logs:
-            if raw.get("removed"):
+            args = None if raw.get("removed") else decode_event(self.market, "DiagnosisRequested", raw)
+            if args is None:
                 continue
-            event = self.event.process_log(raw)
-            args = event["args"]
             job = DiagnosisJob(
                 request_id=int(args["requestId"]),
                 request=DiagnosisRequest.from_event_field(args["request"]),
@@ -103,12 +98,17 @@ class WatcherState:
     def set_checkpoint(self, block: int) -> None:
         self.redis.set(f"{self.prefix}:checkpoint", block)
 
-    def first_sighting(self, key: str) -> bool:
-        return bool(self.redis.set(f"{self.prefix}:seen:{key}", 1, nx=True, ex=SEEN_TTL_S))
+    def first_sightings(self, keys: list[str]) -> list[bool]:
+        """Marks `keys` as seen (one round trip); True for each that was not seen before."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.set(f"{self.prefix}:seen:{key}", 1, nx=True, ex=SEEN_TTL_S)
+        return [bool(answer) for answer in pipe.execute()]
 
-    def forget(self, key: str) -> None:
-        """Un-sees a log whose dispatch failed, so that the next pass dispatches it again."""
-        self.redis.delete(f"{self.prefix}:seen:{key}")
+    def forget(self, keys: list[str]) -> None:
+        """Un-sees logs whose dispatch failed, so that the next pass dispatches them again."""
+        if keys:
+            self.redis.delete(*(f"{self.prefix}:seen:{key}" for key in keys))
 
 
 def block_ranges(start: int, end: int, size: int) -> Iterable[tuple[int, int]]:
@@ -119,7 +119,10 @@ def block_ranges(start: int, end: int, size: int) -> Iterable[tuple[int, int]]:
 
 
 class Watcher:
-    def __init__(self, source: LogSource, state: WatcherState, dispatch: Callable[[DiagnosisJob], None],
+    """Dispatches each new request log once, in batches of up to `settings.task_batch` jobs (one
+    worker task each: its chain reads, Redis commands and Celery bookkeeping are shared)."""
+
+    def __init__(self, source: LogSource, state: WatcherState, dispatch: Callable[[list[DiagnosisJob]], None],
                  settings: OracleSettings, start_block: int = 0):
         self.source = source
         self.state = state
@@ -141,14 +144,16 @@ class Watcher:
             return 0
         dispatched = 0
         for low, high in block_ranges(start, safe_head, self.log_range):
-            for found in self.source.request_logs(low, high):
-                if self.state.first_sighting(found.key):
-                    try:
-                        self.dispatch(found.job)
-                    except BaseException:
-                        self.state.forget(found.key)
-                        raise
-                    dispatched += 1
+            found = self.source.request_logs(low, high)
+            new = [entry for entry, first in zip(found, self.state.first_sightings([e.key for e in found])) if first]
+            size = self.settings.task_batch
+            for index in range(0, len(new), size):
+                try:
+                    self.dispatch([entry.job for entry in new[index:index + size]])
+                except BaseException:
+                    self.state.forget([entry.key for entry in new[index:]])  # this batch and the rest
+                    raise
+                dispatched += len(new[index:index + size])
             self.state.set_checkpoint(high)  # a crash mid-backfill resumes from here
         return dispatched
 
@@ -183,7 +188,8 @@ def main() -> None:
         watcher = Watcher(
             ChainLogSource(marketplace, runtime.address),
             WatcherState(runtime.redis, runtime.address, marketplace.chain_id),
-            lambda job: app.send_task(DIAGNOSE_TASK, args=[replace(job, dispatched_at=time.time()).to_json()]),
+            lambda jobs: app.send_task(DIAGNOSE_TASK, args=[[replace(job, dispatched_at=time.time()).to_json()
+                                                             for job in jobs]]),
             runtime.oracle,
             start_block=marketplace.deployment.block_number,
         )

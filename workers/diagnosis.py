@@ -3,13 +3,15 @@
 consent -> record (fetch, verify, unwrap key, decrypt, parse) -> model (fetch, verify, load) ->
 inference -> result (seal to the requester, salted commitment, CID) -> outbox. Plaintext exists
 only in this process's memory. A permanent problem ends as a failure with a reason code (the
-requester is refunded on-chain); a transient one (IPFS or RPC down) propagates for a retry."""
+requester is refunded on-chain); a transient one (IPFS or RPC down) propagates for a retry.
+The outbox push is the task's (workers/tasks.py), once for all the requests of a task."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from enum import Enum
 
 from aidoc.chain.contracts import call_batch
@@ -42,6 +44,7 @@ class Outcome(str, Enum):
     NOT_PENDING = "not pending"
     PAST_DEADLINE = "past deadline"
     DUPLICATE = "another delivery holds it"
+    ALREADY_HANDLED = "already handled"
 
 
 class PermanentFailure(Exception):
@@ -52,51 +55,66 @@ class PermanentFailure(Exception):
         self.reason = reason
 
 
-def run_diagnosis(state, job: DiagnosisJob) -> Outcome:
-    """Runs `job` with a worker's state (workers.runtime.WorkerState) and queues its outcome."""
-    runtime = state.runtime
-    contracts = runtime.marketplace
-    stages = Stages()
-    if job.dispatched_at:
-        stages.add("queue", max(0.0, (time.time() - job.dispatched_at) * 1000))
-    request = job.request
-    with stages("chain"):  # one JSON-RPC batch: the request's state, the consent, the record, the model
-        state_now, consent, record_info, model_info = call_batch(contracts.w3, [
+@dataclass(frozen=True)
+class ChainView:
+    """What the chain says about one request now: its state, the consent, the record, the model."""
+
+    state: dict
+    consent: bool
+    record: dict
+    model: dict
+
+
+@dataclass(frozen=True)
+class Diagnosed:
+    """How one request ended in this worker, and what (if anything) goes to the outbox for it."""
+
+    outcome: Outcome
+    item: OutboxItem | None = None
+
+
+def read_chain(contracts, jobs: list[DiagnosisJob]) -> list[ChainView]:
+    """The chain's view of each job, all in one JSON-RPC batch (four eth_calls per job)."""
+    calls = []
+    for job in jobs:
+        request = job.request
+        calls += [
             (contracts.market, "getRequestState", (job.request_id,)),
             (contracts.consents, "hasConsent", (request.record_id, request.requester, int(Purpose.DIAGNOSIS))),
             (contracts.consents, "getRecord", (request.record_id,)),
             (contracts.models, "getModel", (request.model_id,)),
-        ])
-    status = RequestStatus(state_now["status"])
-    if status != RequestStatus.PENDING:
-        return Outcome.NOT_PENDING
+        ]
+    answers = call_batch(contracts.w3, calls) if calls else []
+    return [ChainView(state, bool(consent["out0"]), record, model)
+            for state, consent, record, model in zip(*[iter(answers)] * 4)]
+
+
+def run_diagnosis(state, job: DiagnosisJob, view: ChainView, stages: Stages) -> Diagnosed:
+    """Runs `job` with a worker's state (workers.runtime.WorkerState) and the chain's view of it."""
+    if RequestStatus(view.state["status"]) != RequestStatus.PENDING:
+        return Diagnosed(Outcome.NOT_PENDING)
     if job.request.deadline <= time.time():  # the market skips late fulfilments anyway
-        return Outcome.PAST_DEADLINE  # too late to fulfil; the requester's cancel refunds it
+        return Diagnosed(Outcome.PAST_DEADLINE)  # too late to fulfil; the requester's cancel refunds it
     if not usable_result_key(job.result_key):  # checked before any record is decrypted
         log.warning("request %d: the requester's result key is not a usable X25519 key", job.request_id)
-        runtime.outbox.push(OutboxItem.failure(job.request_id, job.request, FailureReason.WRONG_KEY))
-        return Outcome.FAILURE_QUEUED
+        return Diagnosed(Outcome.FAILURE_QUEUED, OutboxItem.failure(job.request_id, job.request, FailureReason.WRONG_KEY))
     try:
-        result = diagnose(state, job, stages, bool(consent["out0"]), record_info, model_info)
+        result = diagnose(state, job, stages, view.consent, view.record, view.model)
     except PermanentFailure as failure:
         log.warning("request %d cannot be fulfilled: %s", job.request_id, failure)
-        runtime.outbox.push(OutboxItem.failure(job.request_id, job.request, failure.reason))
-        return Outcome.FAILURE_QUEUED
+        return Diagnosed(Outcome.FAILURE_QUEUED, OutboxItem.failure(job.request_id, job.request, failure.reason))
     with stages("crypto"):
         sealed = seal_result(job.request_id, result, job.result_key)
         result_cid = compute_cid(sealed.ciphertext)
-    runtime.outbox.push(
-        OutboxItem(
-            kind="fulfil",
-            request_id=job.request_id,
-            request=job.request,
-            commitment=sealed.commitment,
-            result_cid=result_cid,
-            ciphertext=sealed.ciphertext,
-            stages=stages.ms,
-        )
-    )
-    return Outcome.FULFILMENT_QUEUED
+    return Diagnosed(Outcome.FULFILMENT_QUEUED, OutboxItem(
+        kind="fulfil",
+        request_id=job.request_id,
+        request=job.request,
+        commitment=sealed.commitment,
+        result_cid=result_cid,
+        ciphertext=sealed.ciphertext,
+        stages=stages.ms,
+    ))
 
 
 def diagnose(state, job: DiagnosisJob, stages: Stages, consent: bool, record_info: dict, model_info: dict) -> dict:

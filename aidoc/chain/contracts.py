@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Mapping
 
 import requests
 from eth_abi import decode as abi_decode
@@ -155,9 +156,8 @@ def call_batch(w3: Web3, calls: list[tuple[Contract, str, tuple]]) -> list[dict]
     encoded = [_function_codec(contract, function) for contract, function, _ in calls]
     payload = [
         {"jsonrpc": "2.0", "id": index, "method": "eth_call",
-         "params": [{"to": contract.address, "data": "0x" + (codec.selector + abi_encode(codec.inputs, args)).hex()},
-                    "latest"]}
-        for index, ((contract, _, args), codec) in enumerate(zip(calls, encoded))
+         "params": [{"to": contract.address, "data": "0x" + encode_call(contract, function, args).hex()}, "latest"]}
+        for index, (contract, function, args) in enumerate(calls)
     ]
     responses = {response.get("id"): response for response in _post_batch(w3, payload)}
     results = []
@@ -172,6 +172,64 @@ def call_batch(w3: Web3, calls: list[tuple[Contract, str, tuple]]) -> list[dict]
         value = _checksummed(codec.output_abi, abi_decode(codec.outputs, bytes.fromhex(response["result"][2:])))
         results.append(_named(contract, function, value[0] if len(codec.outputs) == 1 else value))
     return results
+
+
+def encode_call(contract: Contract, function: str, args: tuple) -> bytes:
+    """The calldata of `function(*args)`, encoded with eth_abi (web3.py's per-call ABI matching and
+    validation cost the sender a fifth of its time under load)."""
+    codec = _function_codec(contract, function)
+    return codec.selector + abi_encode(codec.inputs, args)
+
+
+def decode_event(contract: Contract, event: str, log: Mapping[str, Any]) -> dict | None:
+    """The named arguments of `log` (from eth_getLogs or a receipt) if it is `event` emitted by
+    `contract`, else None. Decoded with eth_abi, without web3.py's per-log processing."""
+    codec = _event_codec(contract, event)
+    topics = [_as_bytes(topic) for topic in log["topics"]]
+    if not topics or topics[0] != codec.topic or str(log["address"]).lower() != contract.address.lower():
+        return None
+    args = {}
+    for (name, kind), topic in zip(codec.indexed, topics[1:]):
+        value = abi_decode([kind], topic)[0]
+        args[name] = Web3.to_checksum_address(value) if kind == "address" else value
+    values = _checksummed(codec.data_abi, abi_decode(codec.data_types, _as_bytes(log["data"])))
+    args.update(zip(codec.data_names, values))
+    return args
+
+
+def event_topic(contract: Contract, event: str) -> bytes:
+    """topic0 of `event`: the keccak of its signature."""
+    return _event_codec(contract, event).topic
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return bytes(value) if isinstance(value, (bytes, bytearray)) else bytes.fromhex(value.removeprefix("0x"))
+
+
+@dataclass(frozen=True)
+class _EventCodec:
+    topic: bytes
+    indexed: list[tuple[str, str]]  # (name, ABI type) of each indexed argument, in topic order
+    data_names: list[str]
+    data_types: list[str]
+    data_abi: list[dict]
+
+
+_EVENT_CODECS: dict[tuple[str, str], _EventCodec] = {}
+
+
+def _event_codec(contract: Contract, event: str) -> _EventCodec:
+    key = (contract.address, event)
+    if key not in _EVENT_CODECS:
+        item = next(i for i in contract.abi if i.get("type") == "event" and i["name"] == event)
+        types = [_abi_type(arg) for arg in item["inputs"]]
+        data = [arg for arg in item["inputs"] if not arg["indexed"]]
+        _EVENT_CODECS[key] = _EventCodec(
+            keccak(text=f"{event}({','.join(types)})"),
+            [(arg["name"], _abi_type(arg)) for arg in item["inputs"] if arg["indexed"]],
+            [arg["name"] for arg in data], [_abi_type(arg) for arg in data], data,
+        )
+    return _EVENT_CODECS[key]
 
 
 @dataclass(frozen=True)

@@ -242,7 +242,7 @@ def test_the_same_event_delivered_twice_is_fulfilled_once(stack, node, doctor, m
     job = DiagnosisJob(request_id, terms, doctor.identity.encryption_public_key, "0x" + "11" * 32, "0x" + "22" * 32, 0)
     app = make_app()
     for _ in range(2):  # two more deliveries next to the watcher's own
-        app.send_task(DIAGNOSE_TASK, args=[job.to_json()])
+        app.send_task(DIAGNOSE_TASK, args=[[job.to_json()]])
     settle(doctor, [request_id])
     market = doctor.marketplace.market
     start = doctor.marketplace.deployment.block_number
@@ -261,8 +261,9 @@ def test_a_fulfilled_request_redelivered_later_is_skipped(stack, node, doctor, m
     settle(doctor, [request_id])
     nonce = doctor.marketplace.w3.eth.get_transaction_count(node.address)
     job = DiagnosisJob(request_id, terms, doctor.identity.encryption_public_key, "0x" + "33" * 32, "0x" + "44" * 32, 0)
-    make_app().send_task(DIAGNOSE_TASK, args=[job.to_json()])
-    skipped = (f"request {request_id}: not pending", f"request {request_id}: another delivery holds it")
+    make_app().send_task(DIAGNOSE_TASK, args=[[job.to_json()]])
+    skipped = (f"request {request_id}: not pending", f"request {request_id}: already handled",
+               f"request {request_id}: another delivery holds it")
     log_path = node.processes[0].log_path
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not any(line in log_path.read_text() for line in skipped):

@@ -6,8 +6,11 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from aidoc.chain.transactions import Transactor
 from aidoc.constants import DataType, RequestStatus
+from aidoc.errors import ContentNotFound, ContentUnreachable
 from aidoc.flow.request import request_diagnosis
 from aidoc.outbox import Outbox
 from conftest import consented_record, samples_of, settle
@@ -41,6 +44,43 @@ def test_results_waiting_for_the_sender_go_out_in_one_fulfil_batch(node, doctor,
     assert outbox.depth() == {"pending": 0, "processing": 0, "publish": 0}
     for request_id in ids:
         assert doctor.store.cat(settled[request_id].result_cid)
+
+
+def test_of_two_results_for_one_request_only_the_one_on_chain_is_published(node, doctor, models, models_dir,
+                                                                           funded, redis_client):
+    """A worker killed after queuing its result is redelivered and may queue a second, differently
+    salted result for the same request: one is fulfilled, and the other's ciphertext never appears."""
+    from dataclasses import replace
+
+    from aidoc.crypto import seal_result
+    from aidoc.storage import compute_cid
+
+    sender = next(p for p in node.processes if p.name == "sender")
+    sender.stop()
+    try:
+        record = consented_record(funded(0), doctor, node, samples_of(models_dir, DataType.LAB_PANEL)[0])
+        request_id = request_diagnosis(doctor, record, models[DataType.LAB_PANEL], node.address)[0]
+        outbox = Outbox(redis_client, node.address)
+        deadline = time.monotonic() + 60
+        while outbox.depth()["pending"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first = outbox.take(1, 0.1)[0][1]
+        outbox.recover()
+        sealed = seal_result(request_id, {"label": "second copy"}, doctor.identity.encryption_public_key)
+        second = replace(first, commitment=sealed.commitment, ciphertext=sealed.ciphertext,
+                         result_cid=compute_cid(sealed.ciphertext), queued_at=0.0)
+        outbox.push(second)
+    finally:
+        sender.start()
+    settled = settle(doctor, [request_id])[request_id]
+    assert settled.status == RequestStatus.FULFILLED and settled.result_cid == first.result_cid
+    deadline = time.monotonic() + 20
+    while outbox.depth() != {"pending": 0, "processing": 0, "publish": 0} and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert outbox.depth() == {"pending": 0, "processing": 0, "publish": 0}
+    assert doctor.store.cat(first.result_cid) == first.ciphertext
+    with pytest.raises((ContentNotFound, ContentUnreachable)):  # never published
+        doctor.store.cat(second.result_cid)
 
 
 def settle_nothing(doctor, ids):

@@ -56,7 +56,7 @@ class ScriptedChain:
 
 def watcher(chain: ScriptedChain, state: WatcherState, dispatched: list, **settings) -> Watcher:
     defaults = {"confirmations": 0, "reorg_depth": 3, "log_range": 100}
-    return Watcher(chain, state, dispatched.append, OracleSettings(**{**defaults, **settings}), start_block=1)
+    return Watcher(chain, state, dispatched.extend, OracleSettings(**{**defaults, **settings}), start_block=1)
 
 
 def test_block_ranges_cover_the_span_in_bounded_steps():
@@ -78,7 +78,7 @@ def test_a_restarted_watcher_backfills_from_its_checkpoint(state):
     chain.logs += [request_log(n, 5 + n * 40) for n in range(2, 7)]  # mined while the watcher was down
     chain.head_block = 300
     restarted, after_restart = watcher(chain, state, []), []
-    restarted.dispatch = after_restart.append
+    restarted.dispatch = after_restart.extend
     restarted.poll_once()
     assert sorted(j.request_id for j in after_restart) == [2, 3, 4, 5, 6]
     assert state.checkpoint() == 300
@@ -132,7 +132,7 @@ def test_a_failed_dispatch_is_retried_on_the_next_pass(state):
     w.dispatch = broker_down
     with pytest.raises(ConnectionError):
         w.poll_once()
-    w.dispatch = dispatched.append
+    w.dispatch = dispatched.extend
     assert w.poll_once() == 1 and [j.request_id for j in dispatched] == [1]
 
 
@@ -159,3 +159,32 @@ def test_a_provider_refusing_a_large_range_gets_smaller_ranges(state):
     w.poll_once = poll_a_few_times
     w.run()
     assert w.log_range <= 25 and [j.request_id for j in dispatched] == [1]
+
+
+def test_new_logs_go_to_the_workers_in_batches_of_task_batch(state):
+    chain = ScriptedChain(head_block=10, logs=[request_log(i, 5 + i % 3) for i in range(1, 6)])
+    batches: list[list] = []
+    w = Watcher(chain, state, batches.append, OracleSettings(confirmations=0, reorg_depth=3, log_range=100,
+                                                             task_batch=2), start_block=1)
+    assert w.poll_once() == 5
+    assert [len(batch) for batch in batches] == [2, 2, 1]
+    assert sorted(job.request_id for batch in batches for job in batch) == [1, 2, 3, 4, 5]
+
+
+def test_a_batch_whose_dispatch_failed_goes_out_again_and_only_it(state):
+    chain = ScriptedChain(head_block=10, logs=[request_log(i, 5) for i in range(1, 6)])
+    sent: list[list[int]] = []
+
+    def second_batch_fails(jobs):
+        if len(sent) == 1:
+            raise ConnectionError("broker unreachable")
+        sent.append([job.request_id for job in jobs])
+
+    w = Watcher(chain, state, second_batch_fails, OracleSettings(confirmations=0, reorg_depth=3, log_range=100,
+                                                                 task_batch=2), start_block=1)
+    with pytest.raises(ConnectionError):
+        w.poll_once()
+    assert sent == [[1, 2]]
+    w.dispatch = lambda jobs: sent.append([job.request_id for job in jobs])
+    assert w.poll_once() == 3
+    assert sent == [[1, 2], [3, 4], [5]]
