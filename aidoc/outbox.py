@@ -20,6 +20,7 @@ import redis
 from aidoc.market import DiagnosisRequest
 
 Kind = Literal["fulfil", "failure"]
+TIMINGS_KEPT = 100_000  # stage timings of the newest fulfilled requests, for the benchmarks
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class Outbox:
 
     def take(self, max_items: int, wait: float) -> list[tuple[bytes, OutboxItem]]:
         """Up to `max_items` items: blocks until the first arrives (at most `wait` s), then gathers
-        more for up to `wait` s. Each comes with its raw form, for `done()`."""
+        more for up to `wait` s. Each comes with its raw form, for `settle()`."""
         first = self.redis.blmove(self.pending_key, self.processing_key, timeout=max(wait, 0.01), src="LEFT",
                                   dest="RIGHT")
         if first is None:
@@ -95,17 +96,32 @@ class Outbox:
         raws = [first]
         deadline = time.monotonic() + wait
         while len(raws) < max_items:
-            raw = self.redis.lmove(self.pending_key, self.processing_key, "LEFT", "RIGHT")
-            if raw is None:
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(min(0.01, wait))
-                continue
-            raws.append(raw)
+            pipe = self.redis.pipeline(transaction=False)  # one round trip for as many as there may be
+            for _ in range(min(max_items - len(raws), max(1, self.redis.llen(self.pending_key)))):
+                pipe.lmove(self.pending_key, self.processing_key, "LEFT", "RIGHT")
+            raws += [raw for raw in pipe.execute() if raw is not None]
+            if len(raws) >= max_items or time.monotonic() >= deadline:
+                break
+            time.sleep(min(0.005, wait))
         return [(raw, OutboxItem.from_json(raw)) for raw in raws]
 
     def done(self, raw: bytes) -> None:
-        self.redis.lrem(self.processing_key, 1, raw)
+        self.settle([raw])
+
+    def settle(self, raws: list[bytes], *, publish: list[OutboxItem] = (), follow_up: list[OutboxItem] = (),
+               timings: list[dict[str, float]] = ()) -> None:
+        """Removes settled items from processing, and in the same transaction queues results for
+        publication, new items (failures to report) and stage timings: a crash loses none of them."""
+        pipe = self.redis.pipeline(transaction=True)
+        if publish:
+            pipe.rpush(self.publish_key, *(item.to_json() for item in publish))
+        self.push_many(list(follow_up), pipe)
+        if timings:
+            pipe.rpush(self.timings_key, *(json.dumps(stages) for stages in timings))
+            pipe.ltrim(self.timings_key, -TIMINGS_KEPT, -1)
+        for raw in raws:
+            pipe.lrem(self.processing_key, 1, raw)
+        pipe.execute()
 
     def give_back(self, raws: list[bytes]) -> None:
         """Returns items still in processing to the front of the queue (after a transient failure);
@@ -121,22 +137,12 @@ class Outbox:
             moved += 1
         return moved
 
-    def queue_publication(self, item: OutboxItem) -> None:
-        self.redis.rpush(self.publish_key, item.to_json())
-
     def publications(self, max_items: int) -> list[tuple[bytes, OutboxItem]]:
         raws = self.redis.lrange(self.publish_key, 0, max_items - 1)
         return [(raw, OutboxItem.from_json(raw)) for raw in raws]
 
     def published(self, raw: bytes) -> None:
         self.redis.lrem(self.publish_key, 1, raw)
-
-    def record_timings(self, stages: dict[str, float], keep: int = 100_000) -> None:
-        """Keeps one fulfilled request's stage timings (ms) for the benchmarks; the newest `keep`."""
-        pipe = self.redis.pipeline()
-        pipe.rpush(self.timings_key, json.dumps(stages))
-        pipe.ltrim(self.timings_key, -keep, -1)
-        pipe.execute()
 
     def timings(self) -> list[dict[str, float]]:
         return [json.loads(raw) for raw in self.redis.lrange(self.timings_key, 0, -1)]

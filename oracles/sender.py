@@ -9,6 +9,7 @@ is public from the moment the transaction is sent, the content must not be befor
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -65,7 +66,6 @@ class Sender:
 
     def step(self) -> int:
         """One batch: returns how many outbox items it settled."""
-        self.publish_pending()
         taken = self.outbox.take(self.runtime.oracle.batch_size, self.runtime.oracle.batch_wait)
         if not taken:
             return 0
@@ -101,7 +101,10 @@ class Sender:
                     if settled.commitment or request_id not in outcome:  # a fulfilment wins over a later skip
                         outcome[request_id] = settled
         outcome = outcome or {}
-        for raw, item in fulfilments:
+        publish: list[OutboxItem] = []
+        follow_up: list[OutboxItem] = []
+        timings: list[dict[str, float]] = []
+        for _, item in fulfilments:
             settled = outcome.get(item.request_id) or Settled(self.status_of(item.request_id))
             status = settled.status
             if status == RequestStatus.FULFILLED and settled.commitment not in (None, item.commitment):
@@ -110,20 +113,19 @@ class Sender:
                 self.stats.skipped += 1
                 log.info("request %d was fulfilled with another result of this node's", item.request_id)
             elif status == RequestStatus.FULFILLED:
-                self.outbox.queue_publication(item)
+                publish.append(item)
                 self.stats.fulfilled += 1
                 if item.request_id in outcome and item.queued_at:
-                    self.outbox.record_timings({**item.stages, "transaction": (time.time() - item.queued_at) * 1000})
+                    timings.append({**item.stages, "transaction": (time.time() - item.queued_at) * 1000})
             elif status == RequestStatus.PENDING:
                 # Its fulfilment reverted even alone: report a failure, which refunds, rather than
                 # leave the escrow to time out.
                 log.error("request %d could not be fulfilled; reporting an internal failure", item.request_id)
-                self.outbox.push(OutboxItem.failure(item.request_id, item.request, FailureReason.INTERNAL_ERROR))
+                follow_up.append(OutboxItem.failure(item.request_id, item.request, FailureReason.INTERNAL_ERROR))
             else:
                 self.stats.skipped += 1
                 log.info("request %d not fulfilled by this batch (now %s)", item.request_id, status.name)
-            self.outbox.done(raw)
-        self.publish_pending()
+        self.outbox.settle([raw for raw, _ in fulfilments], publish=publish, follow_up=follow_up, timings=timings)
 
     def send_batch(self, items: list[OutboxItem]) -> dict[int, Settled] | None:
         """Sends one fulfilBatch; returns what the receipt says each request became (fulfilled,
@@ -165,12 +167,14 @@ class Sender:
         except TransactionReverted as error:
             log.error("reportFailure of request %d reverted: %s", item.request_id, error.reason)
 
-    def publish_pending(self, max_items: int = 256) -> None:
+    def publish_pending(self, max_items: int = 256) -> int:
         """Uploads the ciphertexts of fulfilments buried under `confirmations` blocks. An IPFS
-        outage leaves them for the next pass; a fulfilment a reorg undid goes back to the outbox."""
+        outage leaves them for the next pass; a fulfilment a reorg undid goes back to the outbox.
+        Returns how many items left the publication queue."""
         market = self.contracts.market.functions
         confirmations = self.runtime.oracle.confirmations
         publications = self.outbox.publications(max_items)
+        handled = 0
         safe_block = max(0, self.contracts.w3.eth.block_number - confirmations) if publications and confirmations else 0
         for raw, item in publications:
             # With no confirmations required, the receipt that queued it already proved it final.
@@ -181,19 +185,23 @@ class Sender:
                 if now == RequestStatus.PENDING:  # a reorg dropped our fulfilment: send it again
                     self.outbox.published(raw)
                     self.outbox.push(item)
+                    handled += 1
                 elif now != RequestStatus.FULFILLED:  # failed or cancelled meanwhile: never publish
                     self.outbox.published(raw)
+                    handled += 1
                 continue  # fulfilled, not yet buried deep enough
             try:
                 cid = self.runtime.store.add(item.ciphertext, pin=True)
             except StorageError as error:
                 log.warning("result of request %d not published yet (%s); will retry", item.request_id, error)
-                return
+                return handled
             if cid != item.result_cid:
                 log.error("request %d: the store computed CID %s, the chain has %s", item.request_id, cid,
                           item.result_cid)
             self.outbox.published(raw)
             self.stats.published += 1
+            handled += 1
+        return handled
 
     def run(self) -> None:
         replaced = self.transactor.replace_stuck()
@@ -202,11 +210,24 @@ class Sender:
         recovered = self.outbox.recover()
         if recovered:
             log.info("re-queued %d item(s) a previous sender left in flight", recovered)
+        # Publishing (an upload per result) runs beside the fulfilments, never between two batches.
+        publisher = threading.Thread(target=self.run_publisher, name="publisher", daemon=True)
+        publisher.start()
         while self.running:
             try:
                 self.step()
             except TRANSIENT_ERRORS as error:
                 log.warning("sender pass failed (%s); retrying", error)
+                time.sleep(1.0)
+        publisher.join(timeout=10)
+
+    def run_publisher(self) -> None:
+        while self.running:
+            try:
+                if not self.publish_pending():
+                    time.sleep(max(0.01, self.runtime.oracle.batch_wait))
+            except TRANSIENT_ERRORS as error:
+                log.warning("publishing pass failed (%s); retrying", error)
                 time.sleep(1.0)
 
     def stop(self, *_: object) -> None:

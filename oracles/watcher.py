@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Protocol
 import redis
 from web3 import Web3
 
-from aidoc.chain.contracts import Marketplace, decode_event, event_topic
+from aidoc.chain.contracts import Marketplace, decode_event, event_topic, rpc_request
 from aidoc.config import OracleSettings
 from aidoc.market import DiagnosisJob, DiagnosisRequest
 
@@ -61,12 +61,13 @@ class ChainLogSource:
                        Web3.to_hex(Web3.to_bytes(hexstr=node).rjust(32, b"\0"))]
 
     def head(self) -> int:
-        return self.w3.eth.block_number
+        return int(rpc_request(self.w3, "eth_blockNumber", []), 16)
 
     def request_logs(self, from_block: int, to_block: int) -> list[RequestLog]:
-        raw_logs = self.w3.eth.get_logs(
-            {"address": self.market.address, "fromBlock": from_block, "toBlock": to_block, "topics": self.topics}
-        )
+        raw_logs = rpc_request(self.w3, "eth_getLogs", [
+            {"address": self.market.address, "fromBlock": hex(from_block), "toBlock": hex(to_block),
+             "topics": self.topics}
+        ])
         found = []
         for raw in raw_logs:
             args = None if raw.get("removed") else decode_event(self.market, "DiagnosisRequested", raw)
@@ -76,11 +77,11 @@ class ChainLogSource:
                 request_id=int(args["requestId"]),
                 request=DiagnosisRequest.from_event_field(args["request"]),
                 result_key=bytes(args["resultKey"]),
-                block_hash=Web3.to_hex(raw["blockHash"]),
-                tx_hash=Web3.to_hex(raw["transactionHash"]),
-                log_index=int(raw["logIndex"]),
+                block_hash=raw["blockHash"],
+                tx_hash=raw["transactionHash"],
+                log_index=int(raw["logIndex"], 16),
             )
-            found.append(RequestLog(int(raw["blockNumber"]), job.block_hash, job.tx_hash, job.log_index, job))
+            found.append(RequestLog(int(raw["blockNumber"], 16), job.block_hash, job.tx_hash, job.log_index, job))
         return found
 
 

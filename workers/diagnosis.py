@@ -74,19 +74,30 @@ class Diagnosed:
 
 
 def read_chain(contracts, jobs: list[DiagnosisJob]) -> list[ChainView]:
-    """The chain's view of each job, all in one JSON-RPC batch (four eth_calls per job)."""
-    calls = []
+    """The chain's view of each job, all in one JSON-RPC batch: four eth_calls per job, each asked
+    once however many jobs share it (requests for one model or one record)."""
+    if not jobs:
+        return []
+    per_job = []
     for job in jobs:
         request = job.request
-        calls += [
+        per_job.append([
             (contracts.market, "getRequestState", (job.request_id,)),
             (contracts.consents, "hasConsent", (request.record_id, request.requester, int(Purpose.DIAGNOSIS))),
             (contracts.consents, "getRecord", (request.record_id,)),
             (contracts.models, "getModel", (request.model_id,)),
-        ]
-    answers = call_batch(contracts.w3, calls) if calls else []
-    return [ChainView(state, bool(consent["out0"]), record, model)
-            for state, consent, record, model in zip(*[iter(answers)] * 4)]
+        ])
+    distinct = list(dict.fromkeys((contract.address, function, args) for calls in per_job
+                                  for contract, function, args in calls))
+    by_address = {contract.address: contract for calls in per_job for contract, _, _ in calls}
+    answers = call_batch(contracts.w3, [(by_address[address], function, args) for address, function, args in distinct])
+    answer_of = dict(zip(distinct, answers))
+    views = []
+    for calls in per_job:
+        state, consent, record, model = (answer_of[(contract.address, function, args)]
+                                         for contract, function, args in calls)
+        views.append(ChainView(state, bool(consent["out0"]), record, model))
+    return views
 
 
 def run_diagnosis(state, job: DiagnosisJob, view: ChainView, stages: Stages) -> Diagnosed:

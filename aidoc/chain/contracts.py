@@ -185,9 +185,11 @@ def decode_event(contract: Contract, event: str, log: Mapping[str, Any]) -> dict
     """The named arguments of `log` (from eth_getLogs or a receipt) if it is `event` emitted by
     `contract`, else None. Decoded with eth_abi, without web3.py's per-log processing."""
     codec = _event_codec(contract, event)
-    topics = [_as_bytes(topic) for topic in log["topics"]]
-    if not topics or topics[0] != codec.topic or str(log["address"]).lower() != contract.address.lower():
+    if not log["topics"] or _as_bytes(log["topics"][0]) != codec.topic:
         return None
+    if str(log["address"]).lower() != contract.address.lower():
+        return None
+    topics = [_as_bytes(topic) for topic in log["topics"]]
     args = {}
     for (name, kind), topic in zip(codec.indexed, topics[1:]):
         value = abi_decode([kind], topic)[0]
@@ -265,8 +267,28 @@ def _function_codec(contract: Contract, function: str) -> _Codec:
     return _CODECS[key]
 
 
+def rpc_request(w3: Web3, method: str, params: list) -> Any:
+    """One JSON-RPC call's raw result (hex strings, no web3.py formatting: eth_getLogs results
+    formatted by web3.py were most of the watcher's time under load). An error answer raises
+    TransientError with the endpoint's message."""
+    answer = _post(w3, {"jsonrpc": "2.0", "id": 0, "method": method, "params": params}, method)
+    if not isinstance(answer, dict) or "result" not in answer:
+        error = answer.get("error", answer) if isinstance(answer, dict) else answer
+        message = error.get("message", error) if isinstance(error, dict) else error
+        raise TransientError(f"the RPC endpoint failed {method}: {str(message)[:300]}")
+    return answer["result"]
+
+
 def _post_batch(w3: Web3, payload: list[dict]) -> list[dict]:
     """One HTTP POST of a JSON-RPC batch to the web3 connection's endpoint."""
+    answer = _post(w3, payload, "a batch of calls")
+    if not isinstance(answer, list):
+        raise TransientError(f"the RPC endpoint answered a batch with {str(answer)[:200]}")
+    return answer
+
+
+def _post(w3: Web3, payload: list[dict] | dict, what: str) -> Any:
+    """POSTs a JSON-RPC payload to the web3 connection's endpoint; its decoded JSON answer."""
     provider = w3.provider
     session = getattr(provider, "_aidoc_session", None)
     if session is None:
@@ -277,9 +299,7 @@ def _post_batch(w3: Web3, payload: list[dict]) -> list[dict]:
         response.raise_for_status()
         answer = response.json()
     except (requests.exceptions.RequestException, ValueError) as error:
-        raise TransientError(f"the RPC endpoint failed a batch of calls: {error}") from None
-    if not isinstance(answer, list):
-        raise TransientError(f"the RPC endpoint answered a batch with {str(answer)[:200]}")
+        raise TransientError(f"the RPC endpoint failed {what}: {error}") from None
     return answer
 
 

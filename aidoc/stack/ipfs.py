@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 import aidoc
-from aidoc.stack.process import ManagedProcess, ServiceStartError, free_port
+from aidoc.stack.process import ManagedProcess, ServiceStartError, free_port, port_open
 
 REPO_ROOT = Path(aidoc.__file__).resolve().parents[1]
 TOOLS_DIR = REPO_ROOT / "tools" / "ipfs"
@@ -91,7 +91,9 @@ def clear_stale_lock(repo_dir: Path) -> None:
     api_file, lock = Path(repo_dir) / "api", Path(repo_dir) / "repo.lock"
     if api_file.exists():
         parts = api_file.read_text().strip().split("/")  # /ip4/127.0.0.1/tcp/<port>/http
-        if len(parts) > 4 and api_answers(f"http://{parts[2]}:{parts[4]}"):
+        # A listening port is enough: a daemon busy enough to answer slowly is still alive, and
+        # taking its lock would start a second daemon on its repo.
+        if len(parts) > 4 and parts[4].isdigit() and port_open(parts[2], int(parts[4])):
             raise ServiceStartError(
                 f"an IPFS daemon already serves the repo {repo_dir} on port {parts[4]}; stop it (aidoc down) first"
             )
