@@ -28,13 +28,14 @@ RUN_SCRIPT := $(BIN)/python tools/run_script.py
 # Brownie 1.22 calls its own deprecated snapshot API on every isolated test.
 PYTEST_WARNINGS := -W ignore::FutureWarning -W ignore::DeprecationWarning
 
-.PHONY: help install env compile models lint test test-contracts test-pipeline test-bench smoke-ganache demo fuzz gas bench clean
+.PHONY: help install env compile models lint test test-contracts test-pipeline test-faults faults test-bench smoke-ganache demo fuzz gas bench clean
 
 help:
 	@echo "make demo   - the whole marketplace on a local stack: anvil, Redis, IPFS store, a node's Celery"
 	@echo "              worker, watcher and sender; records, consent, models, diagnoses, results, payments"
 	@echo "make test   - lint, the Brownie contract suite, a Ganache smoke test, the oracle pipeline tests"
 	@echo "make fuzz   - the stateful escrow/consent property test with 10,000 steps"
+	@echo "make faults - 1,000 requests through the node while its workers, Redis, RPC, IPFS and chain fail"
 	@echo "make gas    - gas per marketplace operation (reports/gas.json, table for BENCHMARKS.md)"
 	@echo "make bench  - gas against Chainlink's Operator, the oracle under load, inference (reports/bench.json)"
 	@echo "make clean  - remove build outputs (keeps the installed toolchain)"
@@ -103,6 +104,16 @@ test-contracts: install
 test-pipeline: install compile $(IPFS_STAMP) $(MODELS)
 	$(BIN)/python -m pytest -p no:pytest-brownie -p no:cacheprovider tests/pipeline $(PYTEST_WARNINGS) $(TEST_ARGS)
 
+# Faults injected into the real stack under a stream of requests (tests/faults): worker SIGKILLs,
+# Redis restarts, an RPC outage, an IPFS outage, a watcher restart, a reorg, duplicate deliveries.
+# make test streams 300 requests; `make faults` streams AIDOC_FAULT_REQUESTS (default 1,000).
+test-faults: install compile $(IPFS_STAMP) $(MODELS)
+	$(BIN)/python -m pytest -p no:pytest-brownie -p no:cacheprovider tests/faults -s $(PYTEST_WARNINGS) $(TEST_ARGS)
+
+faults: install compile $(IPFS_STAMP) $(MODELS)
+	AIDOC_FAULT_REQUESTS=$${AIDOC_FAULT_REQUESTS:-1000} \
+		$(BIN)/python -m pytest -p no:pytest-brownie -p no:cacheprovider tests/faults -s $(PYTEST_WARNINGS)
+
 smoke-ganache: install
 	$(RUN_SCRIPT) scripts/marketplace.py --network ganache-cli
 
@@ -125,7 +136,7 @@ test-bench: install compile $(BENCH_STAMP) $(MODELS)
 		assert all({"n", "throughput_per_s", "p50_ms", "p95_ms", "p99_ms", "stages_ms", "worker_peak_rss_mb"} \
 		           <= run.keys() for run in r["e2e"]); print("bench --quick: reports/bench.json is complete")'
 
-test: lint test-contracts smoke-ganache test-pipeline test-bench
+test: lint test-contracts smoke-ganache test-pipeline test-faults test-bench
 
 # The stateful escrow and consent machine with 100 x 100 = 10,000 steps (make test runs 20 x 30).
 fuzz: install

@@ -85,7 +85,7 @@ def run(bed: Testbed, setup: Setup, models_dir: Path, n: int, *, concurrency: in
         records.append(record_id)
     processes = start_node(bed.services, node.identity, concurrency)
     try:
-        signed = _signed_requests(doctor, setup.model_id, node.address, records, n)
+        signed = signed_requests(doctor, setup.model_id, node.address, records, n)
         observed = _Observer(contracts, n)
         observed.start()
         started = time.perf_counter()
@@ -146,7 +146,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-def _signed_requests(doctor, model_id: int, node: str, records: list[int], n: int) -> list[bytes]:
+def signed_requests(doctor, model_id: int, node: str, records: list[int], n: int) -> list[bytes]:
     """Every request signed up front (so the client's signing is not in the measurement)."""
     from aidoc.flow.request import quote
 

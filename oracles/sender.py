@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from aidoc.chain.contracts import TransactionReverted, decode_event
+from aidoc.chain.contracts import TransactionReverted, decode_event, event_topic, rpc_request
 from aidoc.chain.transactions import Transactor
 from aidoc.constants import FailureReason, RequestStatus
 from aidoc.errors import StorageError
@@ -64,6 +64,22 @@ class Sender:
     def status_of(self, request_id: int) -> RequestStatus:
         return RequestStatus(self.contracts.market.functions.getRequestState(request_id).call()[1])
 
+    def fulfilled_commitment(self, request_id: int) -> bytes | None:
+        """The result commitment the request was fulfilled with, from its DiagnosisFulfilled event
+        (looked for in the last AIDOC_LOG_RANGE blocks: this node fulfilled it recently)."""
+        market = self.contracts.market
+        head = int(rpc_request(self.contracts.w3, "eth_blockNumber", []), 16)
+        first = max(self.contracts.deployment.block_number, head - self.runtime.oracle.log_range + 1)
+        logs = rpc_request(self.contracts.w3, "eth_getLogs", [{
+            "address": market.address, "fromBlock": hex(first), "toBlock": hex(head),
+            "topics": ["0x" + event_topic(market, "DiagnosisFulfilled").hex(), "0x" + request_id.to_bytes(32, "big").hex()],
+        }])
+        for entry in logs:
+            args = decode_event(market, "DiagnosisFulfilled", entry)
+            if args is not None:
+                return bytes(args["resultCommitment"])
+        return None
+
     def step(self) -> int:
         """One batch: returns how many outbox items it settled."""
         taken = self.outbox.take(self.runtime.oracle.batch_size, self.runtime.oracle.batch_wait)
@@ -107,7 +123,11 @@ class Sender:
         for _, item in fulfilments:
             settled = outcome.get(item.request_id) or Settled(self.status_of(item.request_id))
             status = settled.status
-            if status == RequestStatus.FULFILLED and settled.commitment not in (None, item.commitment):
+            if status == RequestStatus.FULFILLED and settled.commitment is None:
+                # Fulfilled before this batch: by this very item in a batch whose receipt we lost
+                # (an RPC outage), or by another result for it. The chain's event says which.
+                settled = Settled(status, self.fulfilled_commitment(item.request_id))
+            if status == RequestStatus.FULFILLED and settled.commitment != item.commitment:
                 # Another result for the same request (a redelivered task's) is the one on-chain:
                 # this one's ciphertext must never be published.
                 self.stats.skipped += 1
