@@ -20,6 +20,7 @@ from aidoc.errors import StorageError
 from aidoc.node import NodeRuntime
 from aidoc.outbox import OutboxItem
 from aidoc.transient import TRANSIENT_ERRORS
+from oracles.spool import ResultSpool
 
 log = logging.getLogger("aidoc.sender")
 
@@ -27,6 +28,10 @@ log = logging.getLogger("aidoc.sender")
 # leaves room for a revoked-consent refund or a first-time write per item.
 BATCH_BASE_GAS = 150_000
 BATCH_ITEM_GAS = 90_000
+# The publisher looks for spooled results that Redis lost every SPOOL_SCAN_S seconds; a result
+# counts as lost once it has waited SPOOL_RECOVERY_AGE_S (the normal path takes seconds).
+SPOOL_SCAN_S = 5.0
+SPOOL_RECOVERY_AGE_S = 30.0
 # What each event in a fulfilBatch receipt says its request became (None: the event's `status`).
 RECEIPT_OUTCOMES = (("DiagnosisFulfilled", RequestStatus.FULFILLED), ("DiagnosisFailed", RequestStatus.FAILED),
                     ("FulfilmentSkipped", None))
@@ -58,15 +63,17 @@ class Sender:
             self.contracts.w3, runtime.identity.account, runtime.services.build_dir, tx_timeout=runtime.oracle.tx_timeout
         )
         self.outbox = runtime.outbox
+        self.spool = ResultSpool(runtime.services.run_dir / "results-spool" / runtime.address.lower())
         self.stats = SenderStats()
         self.running = True
 
     def status_of(self, request_id: int) -> RequestStatus:
         return RequestStatus(self.contracts.market.functions.getRequestState(request_id).call()[1])
 
-    def fulfilled_commitment(self, request_id: int) -> bytes | None:
-        """The result commitment the request was fulfilled with, from its DiagnosisFulfilled event
-        (looked for in the last AIDOC_LOG_RANGE blocks: this node fulfilled it recently)."""
+    def fulfilment_of(self, request_id: int) -> tuple[bytes, str] | None:
+        """The (result commitment, result CID) the request was fulfilled with, from its
+        DiagnosisFulfilled event (looked for in the last AIDOC_LOG_RANGE blocks: this node fulfilled
+        it recently)."""
         market = self.contracts.market
         head = int(rpc_request(self.contracts.w3, "eth_blockNumber", []), 16)
         first = max(self.contracts.deployment.block_number, head - self.runtime.oracle.log_range + 1)
@@ -77,7 +84,7 @@ class Sender:
         for entry in logs:
             args = decode_event(market, "DiagnosisFulfilled", entry)
             if args is not None:
-                return bytes(args["resultCommitment"])
+                return bytes(args["resultCommitment"]), str(args["resultCid"])
         return None
 
     def step(self) -> int:
@@ -108,6 +115,7 @@ class Sender:
         after a crash cost a little gas and nothing else). What each item became is read from the
         receipt's events; only an item the receipt does not mention costs a status call."""
         items = [item for _, item in fulfilments]
+        self.spool.keep(items)  # from here until published, the results also live on disk
         outcome = self.send_batch(items)
         if outcome is None and len(items) > 1:
             # One bad item (terms that do not match, say) sinks a whole batch: send them one by one.
@@ -126,7 +134,8 @@ class Sender:
             if status == RequestStatus.FULFILLED and settled.commitment is None:
                 # Fulfilled before this batch: by this very item in a batch whose receipt we lost
                 # (an RPC outage), or by another result for it. The chain's event says which.
-                settled = Settled(status, self.fulfilled_commitment(item.request_id))
+                fulfilment = self.fulfilment_of(item.request_id)
+                settled = Settled(status, fulfilment[0] if fulfilment else None)
             if status == RequestStatus.FULFILLED and settled.commitment != item.commitment:
                 # Another result for the same request (a redelivered task's) is the one on-chain:
                 # this one's ciphertext must never be published.
@@ -146,6 +155,10 @@ class Sender:
                 self.stats.skipped += 1
                 log.info("request %d not fulfilled by this batch (now %s)", item.request_id, status.name)
         self.outbox.settle([raw for raw, _ in fulfilments], publish=publish, follow_up=follow_up, timings=timings)
+        publishing = {id(item) for item in publish}
+        for item in items:
+            if id(item) not in publishing:
+                self.spool.drop(item.request_id, item.result_cid)
 
     def send_batch(self, items: list[OutboxItem]) -> dict[int, Settled] | None:
         """Sends one fulfilBatch; returns what the receipt says each request became (fulfilled,
@@ -208,6 +221,7 @@ class Sender:
                     handled += 1
                 elif now != RequestStatus.FULFILLED:  # failed or cancelled meanwhile: never publish
                     self.outbox.published(raw)
+                    self.spool.drop(item.request_id, item.result_cid)
                     handled += 1
                 continue  # fulfilled, not yet buried deep enough
             try:
@@ -219,9 +233,43 @@ class Sender:
                 log.error("request %d: the store computed CID %s, the chain has %s", item.request_id, cid,
                           item.result_cid)
             self.outbox.published(raw)
+            self.spool.drop(item.request_id, item.result_cid)
             self.stats.published += 1
             handled += 1
         return handled
+
+    def recover_spool(self, min_age: float = SPOOL_RECOVERY_AGE_S) -> int:
+        """Publishes results that have waited on disk for `min_age` s while final on-chain: those
+        whose queue entry Redis lost. Drops those the chain did not take. Returns how many it published."""
+        published = 0
+        for spooled in self.spool.older_than(min_age):
+            status = self.status_of(spooled.request_id)
+            if status == RequestStatus.PENDING:
+                continue  # a reorg undid it; the outbox (or the watcher's rescan) sends it again
+            fulfilment = self.fulfilment_of(spooled.request_id) if status == RequestStatus.FULFILLED else None
+            if fulfilment is None or fulfilment[1] != spooled.result_cid:
+                self.spool.drop(spooled.request_id, spooled.result_cid)  # not the result on-chain
+                continue
+            if not self.is_final(spooled.request_id):
+                continue
+            try:
+                self.runtime.store.add(spooled.read(), pin=True)
+            except StorageError as error:
+                log.warning("spooled result of request %d not published yet (%s)", spooled.request_id, error)
+                return published
+            self.spool.drop(spooled.request_id, spooled.result_cid)
+            log.info("published the result of request %d from the spool", spooled.request_id)
+            published += 1
+        return published
+
+    def is_final(self, request_id: int) -> bool:
+        """Whether the request is fulfilled `confirmations` blocks below the head."""
+        confirmations = self.runtime.oracle.confirmations
+        if not confirmations:
+            return self.status_of(request_id) == RequestStatus.FULFILLED
+        safe_block = max(0, self.contracts.w3.eth.block_number - confirmations)
+        state = self.contracts.market.functions.getRequestState(request_id).call(block_identifier=safe_block)
+        return RequestStatus(state[1]) == RequestStatus.FULFILLED
 
     def run(self) -> None:
         replaced = self.transactor.replace_stuck()
@@ -242,8 +290,12 @@ class Sender:
         publisher.join(timeout=10)
 
     def run_publisher(self) -> None:
+        next_scan = 0.0
         while self.running:
             try:
+                if time.monotonic() >= next_scan:
+                    next_scan = time.monotonic() + SPOOL_SCAN_S
+                    self.recover_spool()
                 if not self.publish_pending():
                     time.sleep(max(0.01, self.runtime.oracle.batch_wait))
             except TRANSIENT_ERRORS as error:

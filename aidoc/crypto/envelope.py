@@ -60,7 +60,7 @@ def unwrap_data_key(key_envelope: bytes, private_key: PrivateKey) -> bytes:
         sealed = base64.b64decode(envelope["recipients"][own], validate=True)
     except KeyError:
         raise WrongKey(f"the key envelope is not addressed to this node's key {own[:16]}…") from None
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError, RecursionError):  # RecursionError: JSON nested too deep
         raise WrongKey("the key envelope is malformed") from None
     try:
         data_key = SealedBox(private_key).decrypt(sealed)

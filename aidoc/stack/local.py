@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 from aidoc.config import ENV_PREFIX, OracleSettings, ServiceSettings
 from aidoc.identity import Identity
-from aidoc.stack.process import ManagedProcess, port_open, stop_recorded
+from aidoc.stack.process import ManagedProcess, ServiceStartError, port_open, stop_recorded
 from aidoc.stack.services import anvil, node_processes, redis_server
 
 
@@ -71,20 +71,52 @@ def start_node(services: ServiceSettings, identity: Identity, concurrency: int |
     return started
 
 
+class NodeSupervisor(threading.Thread):
+    """Starts again any of a node's processes that exits, as systemd's Restart=always would: a
+    worker killed by the OOM killer, or a Celery consumer that kombu lets die when Redis restarts
+    under it (its restore of unacknowledged messages meets a closed connection)."""
+
+    def __init__(self, processes: list[ManagedProcess], say: Callable[[str], None], interval: float = 1.0):
+        super().__init__(name="node-supervisor", daemon=True)
+        self.processes = processes
+        self.say = say
+        self.interval = interval
+        self.restarts: dict[str, int] = {}
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.wait(self.interval):
+            for process in self.processes:
+                if process.process is None or process.process.poll() is None:
+                    continue
+                self.say(f"{process.name} exited with status {process.process.returncode}; starting it again "
+                         f"(see {process.log_path})")
+                process.process = None
+                try:
+                    process.start()
+                    self.restarts[process.name] = self.restarts.get(process.name, 0) + 1
+                except ServiceStartError as error:
+                    self.say(f"{process.name} did not start again ({error}); retrying")
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join()
+
+
 def run_node(services: ServiceSettings, identity: Identity, concurrency: int, say: Callable[[str], None]) -> None:
     processes = start_node(services, identity, concurrency)
     say(f"node {identity.address}: worker, sender and watcher running (logs in {services.run_dir}); Ctrl-C stops")
+    supervisor = NodeSupervisor(processes, say)
+    supervisor.start()
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
         while not stopped.wait(1.0):
-            for process in processes:
-                if process.process is not None and process.process.poll() is not None:
-                    say(f"{process.name} exited; see {process.log_path}")
-                    stopped.set()
+            pass
     except KeyboardInterrupt:
         pass
     finally:
+        supervisor.stop()
         for process in reversed(processes):
             process.stop()
         say("node stopped")

@@ -110,3 +110,13 @@ def test_small_order_result_keys_are_recognised_as_unusable():
     assert usable_result_key(PrivateKey.generate().public_key.encode())
     for key in (b"\0" * 32, b"\1" + b"\0" * 31, bytes.fromhex("ec" + "ff" * 30 + "7f"), b"short"):
         assert not usable_result_key(key)
+
+
+def test_a_key_envelope_nested_too_deep_is_malformed_not_a_crash():
+    from nacl.public import PrivateKey
+
+    from aidoc.crypto.envelope import unwrap_data_key
+    from aidoc.errors import WrongKey
+
+    with pytest.raises(WrongKey, match="malformed"):
+        unwrap_data_key(b"[" * 5000, PrivateKey.generate())
