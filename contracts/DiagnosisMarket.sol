@@ -147,6 +147,9 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         if (msg.sender != request.node) revert NotAssignedNode(requestId, msg.sender);
         if (block.timestamp > request.deadline) revert DeadlinePassed(requestId, request.deadline);
         _checkResult(requestId, resultCommitment, resultCid);
+        // A node that has withdrawn its stake (a request can outlive the unbonding delay) or been
+        // slashed to nothing answers for nothing it delivers: it is not paid to deliver.
+        nodes.requireBonded(msg.sender);
 
         state.status = Status.Fulfilled;
         NodeAccount storage account = _nodeAccounts[request.node];
@@ -204,6 +207,9 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
                 outcomes[i] = Outcome.Refunded;
             }
         }
+
+        // Only a node with stake left to slash is paid to deliver (see fulfil).
+        if (fulfilled != 0) nodes.requireBonded(msg.sender);
 
         NodeAccount storage account = _nodeAccounts[msg.sender];
         uint64 toReport = account.unreportedFulfilments + fulfilled;

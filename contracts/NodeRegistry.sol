@@ -163,6 +163,12 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
     }
 
     /// @inheritdoc INodeRegistry
+    function requireBonded(address nodeAddress) external view {
+        Node storage node = _nodes[nodeAddress];
+        if (!node.registered || node.stake == 0) revert NodeNotBonded(nodeAddress);
+    }
+
+    /// @inheritdoc INodeRegistry
     function getNode(address nodeAddress) external view returns (Node memory) {
         return _nodes[nodeAddress];
     }

@@ -52,6 +52,7 @@ interface INodeRegistry {
     error NotUnbonding(address node);
     error UnbondingNotFinished(address node, uint40 unbondingEnd);
     error NodeNotActive(address node);
+    error NodeNotBonded(address node);
     error SlashExceedsStake(address node, uint96 amount, uint96 stake);
     error InvalidRecipient(address recipient);
     error EmptyReason();
@@ -95,6 +96,10 @@ interface INodeRegistry {
 
     /// @notice Whether `node` is registered, not exiting and staked at least the minimum.
     function isActive(address node) external view returns (bool);
+
+    /// @notice Reverts with NodeNotBonded unless `node` is registered with stake left to slash,
+    /// unbonding or not: the market pays only such a node for a fulfilment.
+    function requireBonded(address node) external view;
 
     /// @notice The node record of `node`.
     function getNode(address node) external view returns (Node memory);

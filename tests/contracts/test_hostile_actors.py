@@ -226,21 +226,13 @@ def test_attack2_unregistered_address_cannot_be_assigned_a_request(token, market
     assert token.balanceOf(stranger) == stranger_before and market.nodeAccount(stranger)[0] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # "DID NOT RAISE": the fulfilment went through; anything else is a real failure
-    reason="BUG: fulfil/fulfilBatch never ask the NodeRegistry about the node. Once the request "
-           "timeout (governance, up to 30 days) exceeds the unbonding delay (governance, 7 days by default), "
-           "a node can take a request, unbond, withdraw its whole stake and still fulfil and be paid as an "
-           "unregistered, unslashable address.",
-)
 @pytest.mark.parametrize("entry", ["fulfil", "fulfilBatch"])
 def test_attack2_node_that_left_the_registry_cannot_fulfil(token, market, nodes, consents, admin, patient, doctor,
                                                            record_id, model_id, active_node, entry):
     """An unregistered address fulfils: the node that was assigned has since left the NodeRegistry
     (beginUnbonding, withdrawStake), so nothing it does can be slashed any more. Every setting here is
-    within the contracts' own bounds. Expected: the market refuses a node that is no longer active
-    (NodeRegistry's NodeNotActive, as requestDiagnosis does); today the fulfilment succeeds."""
+    within the contracts' own bounds. The market refuses to pay a node with no stake left to slash
+    (NodeRegistry's NodeNotBonded); the requester cancels after the deadline for a full refund."""
     market.setRequestTimeout(30 * DAY, {"from": admin})
     grant(consents, patient, record_id, doctor, days=40)
     pending = make_request(token, market, doctor, record_id, model_id, active_node)
@@ -252,12 +244,35 @@ def test_attack2_node_that_left_the_registry_cannot_fulfil(token, market, nodes,
     assert now() < request.deadline  # the request is still open to fulfilment
 
     books = books_for(token, market, pending)
-    with reverts_with("NodeNotActive", active_node.address):
+    with reverts_with("NodeNotBonded", active_node.address):
         if entry == "fulfil":
             market.fulfil(request_id, request.as_tuple(), COMMITMENT, RESULT_CID, {"from": active_node})
         else:
             market.fulfilBatch([item(request_id, request)], {"from": active_node})
     books.assert_outcome(NOTHING_MOVED)
+
+
+@pytest.mark.parametrize("entry", ["fulfil", "fulfilBatch"])
+def test_attack2_node_slashed_to_nothing_cannot_fulfil(token, market, nodes, admin, pending, active_node, entry):
+    """A node whose whole stake was slashed is still registered, but answers for nothing it delivers."""
+    request_id, request, _ = pending
+    stake = plain(nodes.getNode(active_node))[0]
+    nodes.slash(active_node, stake, admin, "fraud", {"from": admin})
+    books = books_for(token, market, pending)
+    with reverts_with("NodeNotBonded", active_node.address):
+        if entry == "fulfil":
+            market.fulfil(request_id, request.as_tuple(), COMMITMENT, RESULT_CID, {"from": active_node})
+        else:
+            market.fulfilBatch([item(request_id, request)], {"from": active_node})
+    books.assert_outcome(NOTHING_MOVED)
+
+
+def test_a_node_still_unbonding_finishes_its_open_requests(token, market, nodes, pending, active_node):
+    """Unbonding stops new requests, not the work already taken: the stake is still there to slash."""
+    request_id, request, _ = pending
+    nodes.beginUnbonding({"from": active_node})
+    market.fulfil(request_id, request.as_tuple(), COMMITMENT, RESULT_CID, {"from": active_node})
+    assert market.getRequestState(request_id)[1] == RequestStatus.FULFILLED
 
 
 # ---------------------------------------------------------------- 3. fulfilled twice

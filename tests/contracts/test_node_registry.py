@@ -152,3 +152,14 @@ def test_governance_parameters(nodes, admin, stranger, token, active_node):
     tx = nodes.setUnbondingDelay(60, {"from": admin})
     assert event_args(tx, "UnbondingDelayUpdated") == {"unbondingDelay": 60}
     assert nodes.unbondingDelay() == 60
+
+
+def test_require_bonded_holds_while_stake_is_left_to_slash(token, nodes, active_node, admin, stranger):
+    nodes.requireBonded(active_node)  # registered with its stake
+    with reverts_with("NodeNotBonded", stranger.address):
+        nodes.requireBonded(stranger)  # never registered
+    nodes.beginUnbonding({"from": active_node})
+    nodes.requireBonded(active_node)  # unbonding: the stake is still there
+    nodes.slash(active_node, MIN_STAKE, admin, "fraud", {"from": admin})
+    with reverts_with("NodeNotBonded", active_node.address):
+        nodes.requireBonded(active_node)  # slashed to nothing
