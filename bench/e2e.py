@@ -96,7 +96,7 @@ def run(bed: Testbed, setup: Setup, models_dir: Path, n: int, *, concurrency: in
                 if delay > 0:
                     time.sleep(delay)
             elif index % IN_FLIGHT == 0:
-                _wait_for_mined(w3, doctor.address, first_nonce + index - IN_FLIGHT)
+                wait_for_mined(w3, doctor.address, first_nonce + index - IN_FLIGHT)
             rpc_request(w3, "eth_sendRawTransaction", ["0x" + raw.hex()])  # raw: the client shares the CPU
         observed.join(timeout)
         worker_rss = _peak_rss_mb(processes[0].process.pid)
@@ -126,7 +126,7 @@ def run(bed: Testbed, setup: Setup, models_dir: Path, n: int, *, concurrency: in
     }
 
 
-def _wait_for_mined(w3, address: str, nonce: int, timeout: float = 60) -> None:
+def wait_for_mined(w3, address: str, nonce: int, timeout: float = 60) -> None:
     """Waits until `address`'s transactions up to `nonce` are mined."""
     deadline = time.monotonic() + timeout
     while int(rpc_request(w3, "eth_getTransactionCount", [address, "latest"]), 16) <= nonce:

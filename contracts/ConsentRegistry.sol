@@ -23,8 +23,9 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
     bytes32 public constant CONSENT_REVOCATION_TYPEHASH =
         keccak256("ConsentRevocation(uint256 recordId,address grantee,uint8 purposes,uint256 nonce,uint256 deadline)");
 
-    /// @notice Highest known data type code (1 lab panel, 2 ECG, 3 image).
-    uint8 public constant MAX_DATA_TYPE = 3;
+    /// @notice Highest known data type code (1 lab panel, 2 ECG, 3 image, 4 cytology: the 30
+    /// fine-needle-aspirate measurements of scikit-learn's breast-cancer dataset).
+    uint8 public constant MAX_DATA_TYPE = 4;
 
     uint256 private _recordCount;
     mapping(uint256 recordId => Record) private _records;

@@ -11,16 +11,18 @@ contract ModelRegistry is IModelRegistry, AccessControl {
     bytes32 public constant AUDITOR_ROLE = keccak256("AUDITOR_ROLE");
     /// @notice Contracts that record ratings after checking the rater's fulfilled request (the market).
     bytes32 public constant RATER_ROLE = keccak256("RATER_ROLE");
+    /// @notice Contracts that publish a model version on a provider's behalf (the training markets).
+    bytes32 public constant PUBLISHER_ROLE = keccak256("PUBLISHER_ROLE");
 
     /// @notice Highest known input type code; the same codes as ConsentRegistry data types.
-    uint8 public constant MAX_INPUT_TYPE = 3;
+    uint8 public constant MAX_INPUT_TYPE = 4;
 
     uint256 private _modelCount;
     mapping(uint256 modelId => Model) private _models;
     mapping(uint256 modelId => Rating) private _ratings;
     mapping(bytes32 providerAndName => uint32) private _latestVersion;
 
-    /// @param admin receives DEFAULT_ADMIN_ROLE, which assigns auditors and the rater
+    /// @param admin receives DEFAULT_ADMIN_ROLE, which assigns auditors, the rater and publishers
     constructor(address admin) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
@@ -33,24 +35,22 @@ contract ModelRegistry is IModelRegistry, AccessControl {
         uint8 inputType,
         uint80 price
     ) external returns (uint256 modelId) {
-        if (bytes(name).length == 0) revert EmptyModelName();
-        if (bytes(weightsCid).length == 0) revert EmptyWeightsCid();
-        if (weightsSha256 == bytes32(0)) revert ZeroWeightsHash();
-        if (inputType == 0 || inputType > MAX_INPUT_TYPE) revert InvalidInputType(inputType);
+        return _register(msg.sender, name, weightsCid, weightsSha256, inputType, price);
+    }
 
-        uint32 version = ++_latestVersion[_familyKey(msg.sender, name)];
-        modelId = ++_modelCount;
-        _models[modelId] = Model({
-            provider: msg.sender,
-            price: price,
-            inputType: inputType,
-            status: ModelStatus.Active,
-            weightsSha256: weightsSha256,
-            version: version,
-            name: name,
-            weightsCid: weightsCid
-        });
-        emit ModelRegistered(modelId, msg.sender, name, version, weightsCid, weightsSha256, inputType, price);
+    /// @inheritdoc IModelRegistry
+    function registerModelFor(
+        address provider,
+        string calldata name,
+        string calldata weightsCid,
+        bytes32 weightsSha256,
+        uint8 inputType,
+        uint80 price
+    ) external onlyRole(PUBLISHER_ROLE) returns (uint256 modelId) {
+        // A model with no provider would read as unknown (see _model), and nobody could manage it.
+        if (provider == address(0)) revert InvalidProvider(provider);
+        modelId = _register(provider, name, weightsCid, weightsSha256, inputType, price);
+        emit ModelPublishedFor(modelId, provider, msg.sender);
     }
 
     /// @inheritdoc IModelRegistry
@@ -126,6 +126,35 @@ contract ModelRegistry is IModelRegistry, AccessControl {
     /// @inheritdoc IModelRegistry
     function modelCount() external view returns (uint256) {
         return _modelCount;
+    }
+
+    /// @dev Registers the next version of `provider`'s model `name` (registerModel, registerModelFor).
+    function _register(
+        address provider,
+        string calldata name,
+        string calldata weightsCid,
+        bytes32 weightsSha256,
+        uint8 inputType,
+        uint80 price
+    ) private returns (uint256 modelId) {
+        if (bytes(name).length == 0) revert EmptyModelName();
+        if (bytes(weightsCid).length == 0) revert EmptyWeightsCid();
+        if (weightsSha256 == bytes32(0)) revert ZeroWeightsHash();
+        if (inputType == 0 || inputType > MAX_INPUT_TYPE) revert InvalidInputType(inputType);
+
+        uint32 version = ++_latestVersion[_familyKey(provider, name)];
+        modelId = ++_modelCount;
+        _models[modelId] = Model({
+            provider: provider,
+            price: price,
+            inputType: inputType,
+            status: ModelStatus.Active,
+            weightsSha256: weightsSha256,
+            version: version,
+            name: name,
+            weightsCid: weightsCid
+        });
+        emit ModelRegistered(modelId, provider, name, version, weightsCid, weightsSha256, inputType, price);
     }
 
     function _familyKey(address provider, string calldata name) private pure returns (bytes32) {

@@ -17,11 +17,11 @@ from torch import nn
 from aidoc.constants import DataType
 from aidoc.errors import ModelArtifactError
 from aidoc.models.inference import DiagnosticNetwork
-from aidoc.records import PANEL_FEATURES, HealthRecord
+from aidoc.records import PANEL_FEATURES, PANEL_OUTCOMES, HealthRecord
 
 PANEL_KIND = "panel-mlp"
 # In sklearn's target order: load_breast_cancer().target is 0 for malignant, 1 for benign.
-PANEL_LABELS = ("malignant", "benign")
+PANEL_LABELS = PANEL_OUTCOMES
 MAX_HIDDEN_LAYERS = 4
 MAX_HIDDEN_UNITS = 1024
 

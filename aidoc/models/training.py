@@ -43,7 +43,7 @@ TRAINING_THREADS = 1
 
 
 @contextmanager
-def _seeded(seed: int) -> Iterator[None]:
+def seeded(seed: int) -> Iterator[None]:
     """Torch's global RNG seeded and the thread count fixed inside; both restored afterwards."""
     threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=[]):
@@ -55,7 +55,7 @@ def _seeded(seed: int) -> Iterator[None]:
             torch.set_num_threads(threads)
 
 
-def _fit(network: DiagnosticNetwork, inputs: np.ndarray, targets: np.ndarray, *, epochs: int, batch_size: int,
+def fit_network(network: DiagnosticNetwork, inputs: np.ndarray, targets: np.ndarray, *, epochs: int, batch_size: int,
          lr: float, weight_decay: float, seed: int) -> None:
     """Minibatch AdamW with a cosine learning rate; the shuffling is seeded (callers seed the init)."""
     x, y = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)), torch.from_numpy(targets).long()
@@ -93,7 +93,7 @@ def panel_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
                             random_state=seed)
 
 
-def _binary_metrics(targets: np.ndarray, malignant_probability: np.ndarray) -> dict[str, float]:
+def binary_metrics(targets: np.ndarray, malignant_probability: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import roc_auc_score
 
     predicted = np.where(malignant_probability >= 0.5, 0, 1)
@@ -105,10 +105,10 @@ def train_panel_model(seed: int = 0, epochs: int = 100) -> tuple[DiagnosticModel
     """The panel MLP and its held-out metrics next to the logistic regression baseline's."""
     started = time.perf_counter()
     x_train, x_test, y_train, y_test = panel_split(seed)
-    with _seeded(seed):
+    with seeded(seed):
         network = PanelMLP()
         network.set_standardization(x_train)
-        _fit(network, x_train, y_train, epochs=epochs, batch_size=64, lr=3e-3, weight_decay=1e-2, seed=seed)
+        fit_network(network, x_train, y_train, epochs=epochs, batch_size=64, lr=3e-3, weight_decay=1e-2, seed=seed)
     model = DiagnosticModel(network)
     mlp_probabilities = model.predict_arrays(x_test.astype(np.float32))[:, 0]
     seconds = time.perf_counter() - started
@@ -116,8 +116,8 @@ def train_panel_model(seed: int = 0, epochs: int = 100) -> tuple[DiagnosticModel
     metrics = {
         "data": "sklearn load_breast_cancer (Wisconsin diagnostic, 569 x 30), stratified split",
         "seed": seed, "train": len(y_train), "test": len(y_test),
-        "mlp": _binary_metrics(y_test, mlp_probabilities),
-        "logistic_regression_baseline": _binary_metrics(y_test, baseline.predict_proba(x_test)[:, 0]),
+        "mlp": binary_metrics(y_test, mlp_probabilities),
+        "logistic_regression_baseline": binary_metrics(y_test, baseline.predict_proba(x_test)[:, 0]),
         "train_seconds": round(seconds, 2),
     }
     return model, metrics
@@ -141,9 +141,9 @@ def train_ecg_model(seed: int = 0, train_per_class: int = 150, test_per_class: i
         return inputs, np.array([ECG_LABELS.index(s.label) for s in strips])
 
     (x_train, y_train), (x_test, y_test) = arrays(train), arrays(test)
-    with _seeded(seed):
+    with seeded(seed):
         network = EcgCNN()
-        _fit(network, x_train, y_train, epochs=epochs, batch_size=32, lr=3e-3, weight_decay=1e-3, seed=seed)
+        fit_network(network, x_train, y_train, epochs=epochs, batch_size=32, lr=3e-3, weight_decay=1e-3, seed=seed)
     trained = time.perf_counter()
     model = DiagnosticModel(network)
     predicted = model.predict_arrays(x_test).argmax(axis=1)

@@ -4,6 +4,7 @@ from aidoc.records.formats import SUPPORTED_FORMATS, load_record_file, write_ecg
 from aidoc.records.record import (
     DEFAULT_MAX_ECG_SAMPLES,
     PANEL_FEATURES,
+    PANEL_OUTCOMES,
     HealthRecord,
     canonical_feature_name,
     decode_record,
@@ -13,6 +14,7 @@ from aidoc.records.record import (
 __all__ = [
     "DEFAULT_MAX_ECG_SAMPLES",
     "PANEL_FEATURES",
+    "PANEL_OUTCOMES",
     "SUPPORTED_FORMATS",
     "HealthRecord",
     "canonical_feature_name",

@@ -1,7 +1,8 @@
 """Files that patients bring, read into HealthRecords; and writers for the demo's sample files.
 
 Supported:
-- lab panel, JSON: an object of feature name -> number (sklearn names or snake_case).
+- lab panel, JSON: an object of feature name -> number (sklearn names or snake_case), and optionally
+  "outcome": "malignant" or "benign" (the confirmed diagnosis, which training jobs learn from).
 - lab panel, CSV: a header row of feature names and one row of values, or two columns
   feature,value (an optional header row such as ``feature,value``).
 - ECG, DICOM waveform (.dcm): lead II of the rhythm multiplex group, else its first channel,
@@ -80,12 +81,13 @@ def _panel_from_json(data: bytes, name: str) -> HealthRecord:
         raise RecordFormatError(f"{name} is not valid JSON; give an object of feature name -> value") from None
     if not isinstance(values, dict):
         raise RecordFormatError(f"{name} must hold a JSON object of feature name -> value")
-    return _panel_record(values, name)
+    outcome = values.pop("outcome", None)
+    return _panel_record(values, name, outcome)
 
 
-def _panel_record(values: dict[str, Any], name: str) -> HealthRecord:
+def _panel_record(values: dict[str, Any], name: str, outcome: Any = None) -> HealthRecord:
     try:
-        return HealthRecord.lab_panel(values)
+        return HealthRecord.lab_panel(values, outcome)
     except RecordFormatError as error:
         raise RecordFormatError(f"{name}: {error}") from None
 
@@ -275,7 +277,10 @@ def write_panel_json(path: Path, record: HealthRecord) -> Path:
     if record.data_type != DataType.LAB_PANEL or record.panel is None:
         raise RecordFormatError("write_panel_json writes lab panel records")
     path = Path(path)
-    path.write_text(json.dumps(dict(record.panel), indent=2) + "\n")
+    content: dict[str, Any] = dict(record.panel)
+    if record.outcome is not None:
+        content["outcome"] = record.outcome
+    path.write_text(json.dumps(content, indent=2) + "\n")
     return path
 
 

@@ -42,6 +42,9 @@ PANEL_FEATURES: tuple[str, ...] = (
     *(f"worst_{measure}" for measure in _PANEL_MEASURES),
 )
 
+# A panel may carry its pathology-confirmed outcome, which training jobs learn from (PanelMLP's labels).
+PANEL_OUTCOMES: tuple[str, ...] = ("malignant", "benign")
+
 MAGIC = b"AIDR"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<4sBH")  # magic, version, header length
@@ -72,6 +75,7 @@ class HealthRecord:
     samples: np.ndarray | None = None
     sampling_rate: float | None = None
     lead: str | None = None
+    outcome: str | None = None  # a lab panel's confirmed diagnosis, one of PANEL_OUTCOMES (training data)
 
     def __post_init__(self) -> None:
         try:
@@ -83,7 +87,11 @@ class HealthRecord:
             if self.samples is not None or self.sampling_rate is not None or self.lead is not None:
                 raise RecordFormatError("a lab panel record holds panel values only, not ECG samples")
             object.__setattr__(self, "panel", _validated_panel(self.panel))
+            if self.outcome is not None and self.outcome not in PANEL_OUTCOMES:
+                raise RecordFormatError(f"a lab panel's outcome is one of {', '.join(PANEL_OUTCOMES)}")
         elif data_type == DataType.ECG:
+            if self.outcome is not None:
+                raise RecordFormatError("only lab panels carry an outcome")
             if self.panel is not None:
                 raise RecordFormatError("an ECG record holds samples only, not panel values")
             rate = _validated_sampling_rate(self.sampling_rate)
@@ -94,9 +102,10 @@ class HealthRecord:
             raise RecordFormatError(f"{data_type.name} records are not supported yet; use a lab panel or an ECG")
 
     @classmethod
-    def lab_panel(cls, values: Mapping[str, float]) -> HealthRecord:
-        """A lab panel from feature name -> value (sklearn or snake_case names)."""
-        return cls(DataType.LAB_PANEL, panel=values)
+    def lab_panel(cls, values: Mapping[str, float], outcome: str | None = None) -> HealthRecord:
+        """A lab panel from feature name -> value (sklearn or snake_case names), with its confirmed
+        outcome (malignant or benign) when known."""
+        return cls(DataType.LAB_PANEL, panel=values, outcome=outcome)
 
     @classmethod
     def ecg(cls, samples: Any, sampling_rate: float, lead: str | None = None) -> HealthRecord:
@@ -202,6 +211,8 @@ def encode_record(record: HealthRecord) -> bytes:
     """The record's canonical bytes (deterministic: equal records give equal bytes)."""
     if record.data_type == DataType.LAB_PANEL:
         header: dict[str, Any] = {"data_type": int(DataType.LAB_PANEL), "features": len(PANEL_FEATURES)}
+        if record.outcome is not None:
+            header["outcome"] = record.outcome
         payload = record.panel_vector().astype("<f8").tobytes()
     else:
         assert record.samples is not None
@@ -261,13 +272,16 @@ def _expect_keys(header: dict[str, Any], keys: set[str]) -> None:
 
 
 def _decode_panel(header: dict[str, Any], payload: bytes) -> HealthRecord:
-    _expect_keys(header, {"data_type", "features"})
+    _expect_keys(header, {"data_type", "features"} | ({"outcome"} if "outcome" in header else set()))
+    outcome = header.get("outcome")
+    if outcome is not None and (type(outcome) is not str or outcome not in PANEL_OUTCOMES):
+        raise RecordFormatError(f"a lab panel's outcome is one of {', '.join(PANEL_OUTCOMES)}")
     if header["features"] != len(PANEL_FEATURES) or type(header["features"]) is not int:
         raise RecordFormatError(f"a lab panel record holds {len(PANEL_FEATURES)} features")
     if len(payload) != 8 * len(PANEL_FEATURES):
         raise RecordFormatError("the lab panel payload is truncated or too long")
     values = np.frombuffer(payload, dtype="<f8")
-    return HealthRecord.lab_panel(dict(zip(PANEL_FEATURES, (float(v) for v in values))))
+    return HealthRecord.lab_panel(dict(zip(PANEL_FEATURES, (float(v) for v in values))), outcome)
 
 
 def _decode_ecg(header: dict[str, Any], payload: bytes, max_samples: int) -> HealthRecord:

@@ -9,7 +9,7 @@ interface IConsentRegistry {
     /// @notice A record as stored on-chain.
     /// @param owner the patient who registered it and alone may grant access to it
     /// @param royalty AID (wei units) paid to the owner each time the record is used for a diagnosis
-    /// @param dataType what the record holds (1 lab panel, 2 ECG, 3 image; >3 reserved)
+    /// @param dataType what the record holds (1 lab panel, 2 ECG, 3 image, 4 cytology; >4 reserved)
     /// @param retired true once the owner retired it: no grant is valid any more
     /// @param ciphertextHash sha256 of the ciphertext (never of the plaintext)
     /// @param ciphertextCid IPFS CID of the ciphertext
@@ -76,7 +76,7 @@ interface IConsentRegistry {
     /// @notice Registers an encrypted record owned by the caller.
     /// @param ciphertextCid IPFS CID of the ciphertext
     /// @param ciphertextHash sha256 of the ciphertext bytes
-    /// @param dataType 1 lab panel, 2 ECG, 3 image
+    /// @param dataType 1 lab panel, 2 ECG, 3 image, 4 cytology
     /// @param keyEnvelopeCid IPFS CID of the key envelope
     /// @param royalty AID per diagnosis paid to the caller
     /// @return recordId the new record's id, counted from 1

@@ -41,6 +41,10 @@ interface IModelRegistry {
         uint8 inputType,
         uint80 price
     );
+    /// @notice A PUBLISHER_ROLE contract registered `modelId` on `provider`'s behalf (the
+    /// ModelRegistered event just before it names the model); the publisher's own events say how
+    /// the weights were made.
+    event ModelPublishedFor(uint256 indexed modelId, address indexed provider, address indexed publisher);
     event ModelPriceUpdated(uint256 indexed modelId, uint80 price);
     event ModelDeactivated(uint256 indexed modelId);
     event ModelSuspended(uint256 indexed modelId, address indexed auditor, string reason);
@@ -55,6 +59,7 @@ interface IModelRegistry {
     error EmptyWeightsCid();
     error ZeroWeightsHash();
     error InvalidInputType(uint8 inputType);
+    error InvalidProvider(address provider);
     error EmptyReason();
     error InvalidScore(uint8 score);
 
@@ -62,10 +67,29 @@ interface IModelRegistry {
     /// @param name the model family; versions count from 1 per provider and name
     /// @param weightsCid IPFS CID of the safetensors weights
     /// @param weightsSha256 sha256 of the weights file, checked by nodes before loading
-    /// @param inputType the record data type the model reads (1 lab panel, 2 ECG, 3 image)
+    /// @param inputType the record data type the model reads (1 lab panel, 2 ECG, 3 image, 4 cytology)
     /// @param price AID (wei units) per diagnosis
     /// @return modelId the new model's id, counted from 1
     function registerModel(
+        string calldata name,
+        string calldata weightsCid,
+        bytes32 weightsSha256,
+        uint8 inputType,
+        uint80 price
+    ) external returns (uint256 modelId);
+
+    /// @notice Registers the next version of `provider`'s model `name`, on the provider's behalf.
+    /// Only PUBLISHER_ROLE (the training markets, which publish a trained version for their buyer or
+    /// sponsor). Same checks and versioning as registerModel: versions count per provider and name.
+    /// @param provider who owns the new version (sets its price, deactivates it, is paid for it)
+    /// @param name the model family
+    /// @param weightsCid IPFS CID of the safetensors weights
+    /// @param weightsSha256 sha256 of the weights file
+    /// @param inputType the record data type the model reads (1 lab panel, 2 ECG, 3 image, 4 cytology)
+    /// @param price AID (wei units) per diagnosis
+    /// @return modelId the new model's id
+    function registerModelFor(
+        address provider,
         string calldata name,
         string calldata weightsCid,
         bytes32 weightsSha256,

@@ -352,3 +352,31 @@ def test_dispatch_on_content_and_unknown_formats(tmp_path, panel):
         load_record_file(tmp_path / "ct.dcm")
     with pytest.raises(RecordFormatError, match="cannot read"):
         load_record_file(tmp_path / "absent.csv")
+
+
+# ---------------------------------------------------------------- outcomes (training labels)
+
+
+def test_a_panel_carries_its_confirmed_outcome_through_encoding_and_files(panel, tmp_path):
+    labelled = HealthRecord.lab_panel(dict(panel.panel), "malignant")
+    data = encode_record(labelled)
+    assert data != encode_record(panel)  # the outcome is part of the record
+    assert decode_record(data).outcome == "malignant" and decode_record(encode_record(panel)).outcome is None
+    path = write_panel_json(tmp_path / "p.json", labelled)
+    assert json.loads(path.read_text())["outcome"] == "malignant"
+    assert load_record_file(path) == labelled
+
+
+@pytest.mark.parametrize("outcome", ["cancer", "", 1, True])
+def test_an_outcome_is_malignant_or_benign(panel, outcome):
+    with pytest.raises(RecordFormatError, match="outcome is one of malignant, benign"):
+        HealthRecord.lab_panel(dict(panel.panel), outcome)
+
+
+def test_only_panels_carry_an_outcome_and_a_forged_outcome_header_is_refused(panel, ecg):
+    with pytest.raises(RecordFormatError, match="only lab panels"):
+        HealthRecord(DataType.ECG, samples=ecg.samples, sampling_rate=ecg.sampling_rate, outcome="benign")
+    data = encode_record(HealthRecord.lab_panel(dict(panel.panel), "benign"))
+    forged = data.replace(b'"outcome":"benign"', b'"outcome":"benigm"')
+    with pytest.raises(RecordFormatError, match="outcome"):
+        decode_record(forged)

@@ -1,0 +1,71 @@
+"""The chain's own ceiling: how many requestDiagnosis transactions a local anvil mines per second as
+its chain grows, with no node running at all (nothing fulfils them). The oracle end to end can go no
+faster than this, and shares the two cores with it.
+
+    python -m bench.chain_ceiling [--n 10000] [--every 1000]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from aidoc.chain.contracts import rpc_request
+from aidoc.config import MODELS_DIR
+from bench import e2e
+from bench.run import fresh_chain
+
+
+def measure(n: int, every: int) -> list[dict]:
+    from aidoc.constants import DataType, Purpose
+    from aidoc.flow.consent import grant_consent
+    from aidoc.flow.node import register_node
+    from aidoc.flow.record import add_record
+    from aidoc.records import load_record_file
+
+    with fresh_chain() as bed:
+        setup = e2e.prepare(bed, MODELS_DIR)
+        doctor = setup.doctor
+        w3 = doctor.marketplace.w3
+        node = bed.funded(e2e.NODE_STAKE, doctor.marketplace)
+        register_node(node, e2e.NODE_STAKE, e2e.NODE_FEE, [DataType.LAB_PANEL], gpu=False)
+        panel = load_record_file(next(iter(sorted((MODELS_DIR / "samples").glob("panel-*.json")))))
+        expiry = w3.eth.get_block("latest")["timestamp"] + 30 * 86400
+        records = []
+        for _ in range(e2e.RECORDS):
+            patient = bed.funded(0, doctor.marketplace)
+            record_id = add_record(patient, panel, [node.address], e2e.ROYALTY)
+            grant_consent(patient, record_id, doctor.address, Purpose.DIAGNOSIS, expiry)
+            records.append(record_id)
+        signed = e2e.signed_requests(doctor, setup.model_id, node.address, records, n)
+        first_nonce = int(rpc_request(w3, "eth_getTransactionCount", [doctor.address, "latest"]), 16)
+        windows, started = [], time.perf_counter()
+        window_start = started
+        for index, raw in enumerate(signed):
+            if index % e2e.IN_FLIGHT == 0:
+                e2e.wait_for_mined(w3, doctor.address, first_nonce + index - e2e.IN_FLIGHT)
+            rpc_request(w3, "eth_sendRawTransaction", ["0x" + raw.hex()])
+            if (index + 1) % every == 0:
+                e2e.wait_for_mined(w3, doctor.address, first_nonce + index)
+                now = time.perf_counter()
+                windows.append({"requests": index + 1, "per_s": round(every / (now - window_start), 1),
+                                "block": int(rpc_request(w3, "eth_blockNumber", []), 16)})
+                window_start = now
+        return windows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--every", type=int, default=1_000)
+    args = parser.parse_args()
+    windows = measure(args.n, args.every)
+    print("| requests mined so far | chain height | requests mined per s (this window) |")
+    print("|---:|---:|---:|")
+    for window in windows:
+        print(f"| {window['requests']:,} | {window['block']:,} | {window['per_s']:,} |")
+    print(json.dumps(windows))
+
+
+if __name__ == "__main__":
+    main()
