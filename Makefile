@@ -28,11 +28,12 @@ RUN_SCRIPT := $(BIN)/python tools/run_script.py
 # Brownie 1.22 calls its own deprecated snapshot API on every isolated test.
 PYTEST_WARNINGS := -W ignore::FutureWarning -W ignore::DeprecationWarning
 
-.PHONY: help install env compile models lint test test-contracts test-pipeline test-faults faults test-bench smoke-ganache demo fuzz gas bench clean
+.PHONY: help install env compile models lint test test-contracts test-pipeline test-faults faults test-bench smoke-ganache demo demo-train fuzz gas bench clean
 
 help:
 	@echo "make demo   - the whole marketplace on a local stack: anvil, Redis, IPFS store, a node's Celery"
 	@echo "              worker, watcher and sender; records, consent, models, diagnoses, results, payments"
+	@echo "make demo-train - federated rounds across institutions and DP compute-to-data training, paid on-chain"
 	@echo "make test   - lint, the Brownie contract suite, a Ganache smoke test, the oracle pipeline tests"
 	@echo "make fuzz   - the stateful escrow/consent property test with 10,000 steps"
 	@echo "make faults - 1,000 requests through the node while its workers, Redis, RPC, IPFS and chain fail"
@@ -155,6 +156,10 @@ gas: install
 # embedded IPFS store (or AIDOC_IPFS_API), runs the flow, and stops everything it started.
 demo: install compile $(MODELS)
 	$(BIN)/aidoc demo
+
+# Training without taking the data: federated rounds across institutions and DP compute-to-data jobs.
+demo-train: install compile $(MODELS)
+	$(BIN)/aidoc demo --train
 
 clean:
 	rm -rf build reports .run .hypothesis

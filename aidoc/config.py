@@ -55,6 +55,8 @@ class DeploySettings:
     min_stake: int = field(default_factory=lambda: _env_int("MIN_STAKE", 1_000) * AID)
     unbonding_delay: int = field(default_factory=lambda: _env_int("UNBONDING_DELAY", 7 * 24 * 3600))
     request_timeout: int = field(default_factory=lambda: _env_int("REQUEST_TIMEOUT", 3600))
+    # A record's privacy budget while its owner set none, in milli-epsilon (10000 = epsilon 10).
+    default_epsilon_limit_milli: int = field(default_factory=lambda: _env_int("DEFAULT_EPSILON_LIMIT", 10_000))
     auditors: list[str] = field(default_factory=lambda: _env_list("AUDITORS"))
     deployer_keystore: str = field(default_factory=lambda: _env("DEPLOYER_KEYSTORE", ""))
     deployments_dir: Path = field(
@@ -68,6 +70,8 @@ class DeploySettings:
             )
         if not 60 <= self.request_timeout <= 30 * 24 * 3600:
             raise ConfigError(f"{ENV_PREFIX}REQUEST_TIMEOUT must be between 60 s and 30 days")
+        if self.default_epsilon_limit_milli >= 2**32:
+            raise ConfigError(f"{ENV_PREFIX}DEFAULT_EPSILON_LIMIT is in milli-epsilon and must be below 2**32")
 
 
 def aidoc_home() -> Path:
@@ -118,6 +122,9 @@ class OracleSettings:
     visibility_timeout: int = field(default_factory=lambda: _env_int("VISIBILITY_TIMEOUT", 900))
     task_max_retries: int = field(default_factory=lambda: _env_int("TASK_MAX_RETRIES", 8))
     worker_concurrency: int = field(default_factory=lambda: _env_int("WORKER_CONCURRENCY", 2))
+    # An institution's own labelled panels (.npz of features and targets) for federated rounds; the
+    # aggregator's are its held-out set.
+    local_dataset: str = field(default_factory=lambda: _env("LOCAL_DATASET", ""))
 
     def __post_init__(self) -> None:
         if self.visibility_timeout <= self.task_time_limit:

@@ -18,6 +18,7 @@ class DataType(IntEnum):
     LAB_PANEL = 1
     ECG = 2
     IMAGE = 3
+    CYTOLOGY = 4
 
 
 class FailureReason(IntEnum):

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -65,14 +66,24 @@ def configure(run_dir: Path) -> ServiceSettings:
 
 def run_demo(console: Console, patients: int = 6, requests_per_record: int = 1) -> None:
     from aidoc.stack.local import start_node
+
+    models_dir = ensure_models(console)
+    with local_stack(console, "demo") as (services, stack):
+        run_flow(console, services, models_dir, patients, requests_per_record, stack, start_node)
+    console.print("stack stopped")
+
+
+@contextlib.contextmanager
+def local_stack(console: Console, name: str) -> Iterator[tuple[ServiceSettings, contextlib.ExitStack]]:
+    """anvil (unless AIDOC_RPC_URL names a chain), Redis and the embedded store in .run/<name>, the
+    marketplace deployed; all of it stopped on exit, with whatever the caller adds to the stack."""
     from aidoc.stack.services import anvil, redis_server
 
-    run_dir = PROJECT_ROOT / ".run" / "demo"
+    run_dir = PROJECT_ROOT / ".run" / name
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     external_chain = bool(os.environ.get(ENV_PREFIX + "RPC_URL"))
     services = configure(run_dir)
-    models_dir = ensure_models(console)
     with contextlib.ExitStack() as stack:
         if not external_chain:
             port = int(services.rpc_url.rsplit(":", 1)[1])
@@ -82,8 +93,7 @@ def run_demo(console: Console, patients: int = 6, requests_per_record: int = 1) 
         console.print(f"chain {services.rpc_url}  redis {services.redis_url}  "
                       f"ipfs {services.ipfs_api or 'embedded store ' + str(services.store_dir)}")
         deploy(console, services)
-        run_flow(console, services, models_dir, patients, requests_per_record, stack, start_node)
-    console.print("stack stopped")
+        yield services, stack
 
 
 def deploy(console: Console, services: ServiceSettings) -> None:

@@ -20,6 +20,12 @@ from aidoc.outbox import Outbox
 from aidoc.storage import ContentStore, open_store
 
 
+def node_queue(node: str) -> str:
+    """The Celery queue only `node`'s workers consume: several nodes may share one Redis, and a task
+    must reach the node whose key opens its records and whose sender signs its transaction."""
+    return f"aidoc.node.{node.lower()}"
+
+
 def node_identity(services: ServiceSettings) -> Identity:
     """The node's key, from the environment or its keystore."""
     identity = identity_from_env("NODE_PRIVATE_KEY")

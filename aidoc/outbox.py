@@ -64,6 +64,47 @@ class OutboxItem:
         )
 
 
+@dataclass(frozen=True)
+class ContractCall:
+    """A transaction a worker asks the node's sender to send (the sender alone signs with the node's
+    key and owns its nonce): a training job's completion, a federated update or aggregate.
+    `publish` is content to put on IPFS once the transaction is mined (the weights it names)."""
+
+    contract: str  # the Marketplace attribute: "training" or "rounds"
+    function: str
+    args: tuple
+    gas: int
+    action: str
+    publish: bytes = b""
+
+    def to_json(self) -> str:
+        return json.dumps({"contract": self.contract, "function": self.function, "args": _jsonable(self.args),
+                           "gas": self.gas, "action": self.action,
+                           "publish": base64.b64encode(self.publish).decode()}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> "ContractCall":
+        data = json.loads(raw)
+        return cls(data["contract"], data["function"], tuple(_from_jsonable(data["args"])), int(data["gas"]),
+                   data["action"], base64.b64decode(data["publish"]))
+
+
+def _jsonable(value):
+    if isinstance(value, bytes):
+        return {"bytes": value.hex()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _from_jsonable(value):
+    if isinstance(value, dict):
+        return bytes.fromhex(value["bytes"])
+    if isinstance(value, list):
+        return [_from_jsonable(v) for v in value]
+    return value
+
+
 class Outbox:
     """The queues of one node (keys are namespaced by the node's address)."""
 
@@ -74,6 +115,8 @@ class Outbox:
         self.processing_key = f"{prefix}:outbox:processing"
         self.publish_key = f"{prefix}:publish"
         self.timings_key = f"{prefix}:timings"
+        self.calls_key = f"{prefix}:calls"
+        self.calls_processing_key = f"{prefix}:calls:processing"
 
     def push(self, item: OutboxItem) -> None:
         self.push_many([item])
@@ -133,9 +176,25 @@ class Outbox:
     def recover(self) -> int:
         """Puts back what a previous sender left in processing; returns how many items."""
         moved = 0
-        while self.redis.lmove(self.processing_key, self.pending_key, "RIGHT", "LEFT") is not None:
-            moved += 1
+        for processing, pending in ((self.processing_key, self.pending_key),
+                                    (self.calls_processing_key, self.calls_key)):
+            while self.redis.lmove(processing, pending, "RIGHT", "LEFT") is not None:
+                moved += 1
         return moved
+
+    def push_call(self, call: ContractCall) -> None:
+        self.redis.rpush(self.calls_key, call.to_json())
+
+    def take_call(self) -> tuple[bytes, ContractCall] | None:
+        raw = self.redis.lmove(self.calls_key, self.calls_processing_key, "LEFT", "RIGHT")
+        return None if raw is None else (raw, ContractCall.from_json(raw))
+
+    def call_done(self, raw: bytes) -> None:
+        self.redis.lrem(self.calls_processing_key, 1, raw)
+
+    def give_back_call(self, raw: bytes) -> None:
+        if self.redis.lrem(self.calls_processing_key, 1, raw):
+            self.redis.lpush(self.calls_key, raw)
 
     def publications(self, max_items: int) -> list[tuple[bytes, OutboxItem]]:
         raws = self.redis.lrange(self.publish_key, 0, max_items - 1)

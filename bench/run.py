@@ -40,7 +40,7 @@ def machine() -> dict:
             "torch": torch.__version__}
 
 
-def our_gas(rpc_url: str, attempts: int = 3) -> dict[str, int]:
+def our_gas(rpc_url: str, attempts: int = 6) -> dict[str, int]:
     """scripts/gas_report.py (Brownie) on the bench chain: steady-state gas per operation. Brownie
     1.22 now and then reports a mined transaction as "dropped without known replacement" (a race
     between its nonce and transaction lookups on anvil, its own comment says); that run is repeated."""

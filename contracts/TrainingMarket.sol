@@ -19,10 +19,11 @@ contract TrainingMarket is ITrainingMarket, AccessControl, ReentrancyGuard {
 
     /// @notice The furthest ahead a job's deadline may be.
     uint64 public constant MAX_JOB_DURATION = 30 days;
-    /// @notice The most records one job may use: completeJob costs about 60k gas per record (a
-    /// consent check, a budget write, an access log entry and a royalty payment), and a job must
-    /// fit in one transaction.
-    uint32 public constant MAX_RECORDS_PER_JOB = 256;
+    /// @notice The most records one job may use. completeJob costs up to about 77k gas per record
+    /// (a consent check, a first budget write, an access log entry and a first royalty payment to
+    /// an owner holding no AID yet), so a job of this many records fits in a 12M-gas block, the
+    /// development chains' limit, and in under a third of a 30M one.
+    uint32 public constant MAX_RECORDS_PER_JOB = 128;
     /// @dev delta is in units of 1e-18, and a DP delta of 1 or more guarantees nothing.
     uint64 private constant DELTA_ONE = 1e18;
 
@@ -266,41 +267,57 @@ contract TrainingMarket is ITrainingMarket, AccessControl, ReentrancyGuard {
         uint256 count = recordIds.length;
         payouts.owners = new address[](count);
         payouts.records = new uint256[](count);
-        address buyer = job.buyer;
-        uint8 dataType = job.dataType;
         uint256 previous = 0;
         for (uint256 i = 0; i < count; ++i) {
             uint256 recordId = recordIds[i];
             // Strictly increasing: no record is counted (or paid) twice. Record ids start at 1.
             if (recordId <= previous) revert RecordIdsNotIncreasing(i, recordId);
             previous = recordId;
-            // Reverts with UnknownRecord, RecordIsRetired, ConsentMissing (no TRAINING grant to the
-            // buyer, or revoked) or ConsentExpired.
-            (address owner,, uint8 recordType,) = consents.checkAccess(recordId, buyer, Purposes.TRAINING);
-            if (recordType != dataType) revert RecordDataTypeMismatch(recordId, recordType, dataType);
-
-            PrivacyBudget storage budget = _budgets[recordId];
-            uint32 limit = budget.limitSet ? budget.limitMilli : defaultEpsilonLimitMilli;
-            uint256 cumulative = uint256(budget.spentMilli) + epsilonSpentMilli;
-            if (cumulative > limit) revert EpsilonBudgetExceeded(recordId, budget.spentMilli, limit);
-            // The cast is lossless: cumulative <= limit, a uint32, was checked just above.
-            budget.spentMilli = uint32(cumulative);
-            emit RecordUsedForTraining(recordId, jobId, epsilonSpentMilli, uint32(cumulative));
-            _owe(payouts, owner);
+            _owe(payouts, _spendBudget(jobId, job, recordId, epsilonSpentMilli));
         }
+    }
+
+    /// @dev Checks one record of the cohort and spends `epsilonSpentMilli` of its budget; returns
+    /// its owner.
+    function _spendBudget(uint256 jobId, Job storage job, uint256 recordId, uint32 epsilonSpentMilli)
+        private
+        returns (address owner)
+    {
+        // Reverts with UnknownRecord, RecordIsRetired, ConsentMissing (no TRAINING grant to the
+        // buyer, or revoked) or ConsentExpired.
+        uint8 recordType;
+        (owner,, recordType,) = consents.checkAccess(recordId, job.buyer, Purposes.TRAINING);
+        if (recordType != job.dataType) revert RecordDataTypeMismatch(recordId, recordType, job.dataType);
+
+        PrivacyBudget storage budget = _budgets[recordId];
+        uint32 spent = budget.spentMilli;
+        uint32 limit = budget.limitSet ? budget.limitMilli : defaultEpsilonLimitMilli;
+        if (uint256(spent) + epsilonSpentMilli > limit) revert EpsilonBudgetExceeded(recordId, spent, limit);
+        uint32 cumulative;
+        // unchecked: spent + epsilonSpentMilli <= limit, a uint32, was checked just above.
+        unchecked {
+            cumulative = spent + epsilonSpentMilli;
+        }
+        budget.spentMilli = cumulative;
+        emit RecordUsedForTraining(recordId, jobId, epsilonSpentMilli, cumulative);
     }
 
     /// @dev Adds one record's royalty to `owner`'s payout. An owner's records are often consecutive,
     /// so the search runs from the latest owner backwards.
     function _owe(Payouts memory payouts, address owner) private pure {
+        address[] memory owners = payouts.owners;
         uint256 n = payouts.count;
-        for (uint256 j = n; j > 0; --j) {
-            if (payouts.owners[j - 1] == owner) {
-                ++payouts.records[j - 1];
+        for (uint256 j = n; j != 0;) {
+            // unchecked: j != 0 was checked by the loop condition.
+            unchecked {
+                --j;
+            }
+            if (owners[j] == owner) {
+                ++payouts.records[j];
                 return;
             }
         }
-        payouts.owners[n] = owner;
+        owners[n] = owner;
         payouts.records[n] = 1;
         payouts.count = n + 1;
     }

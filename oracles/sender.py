@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aidoc.chain.contracts import TransactionReverted, decode_event, event_topic, rpc_request
 from aidoc.chain.transactions import Transactor
@@ -87,8 +87,37 @@ class Sender:
                 return bytes(args["resultCommitment"]), str(args["resultCid"])
         return None
 
+    def send_calls(self, max_calls: int = 8) -> int:
+        """Sends the contract calls workers queued (training completions, federated updates and
+        aggregates), then publishes what each names; returns how many it sent."""
+        sent = 0
+        while sent < max_calls and (taken := self.outbox.take_call()) is not None:
+            raw, call = taken
+            try:
+                if call.function:  # empty: only the publication is left (IPFS was down after the call)
+                    self.transactor.send_call(getattr(self.contracts, call.contract), call.function, call.args,
+                                              call.action, gas=call.gas)
+            except TransactionReverted as error:
+                log.error("%s reverted: %s", call.action, error.reason)
+                self.outbox.call_done(raw)
+                continue
+            except TRANSIENT_ERRORS:
+                self.outbox.give_back_call(raw)
+                raise
+            if call.publish:
+                try:
+                    self.runtime.store.add(call.publish, pin=True)
+                except StorageError as error:
+                    log.warning("%s: its content is not published yet (%s); will retry", call.action, error)
+                    self.outbox.push_call(replace(call, function="", args=()))
+            self.outbox.call_done(raw)
+            log.info("%s sent", call.action)
+            sent += 1
+        return sent
+
     def step(self) -> int:
         """One batch: returns how many outbox items it settled."""
+        self.send_calls()
         taken = self.outbox.take(self.runtime.oracle.batch_size, self.runtime.oracle.batch_wait)
         if not taken:
             return 0

@@ -181,7 +181,7 @@ class Watcher:
 def main() -> None:
     from aidoc.node import NodeRuntime
     from oracles.service import run_service
-    from workers.app import DIAGNOSE_TASK, app
+    from workers.app import DIAGNOSE_TASK, app, node_queue
 
     def build() -> tuple[Watcher, str]:
         runtime = NodeRuntime()
@@ -189,8 +189,8 @@ def main() -> None:
         watcher = Watcher(
             ChainLogSource(marketplace, runtime.address),
             WatcherState(runtime.redis, runtime.address, marketplace.chain_id),
-            lambda jobs: app.send_task(DIAGNOSE_TASK, args=[[replace(job, dispatched_at=time.time()).to_json()
-                                                             for job in jobs]]),
+            lambda jobs: app.send_task(DIAGNOSE_TASK, queue=node_queue(runtime.address),
+                                       args=[[replace(job, dispatched_at=time.time()).to_json() for job in jobs]]),
             runtime.oracle,
             start_block=marketplace.deployment.block_number,
         )

@@ -13,14 +13,16 @@ from brownie import (
     AIDToken,
     ConsentRegistry,
     DiagnosisMarket,
+    FederatedRounds,
     ModelRegistry,
     NodeRegistry,
+    TrainingMarket,
     accounts,
     chain,
     web3,
 )
 
-from aidoc.chain.deployments import Deployment, load_deployment, save_deployment
+from aidoc.chain.deployments import CONTRACT_NAMES, Deployment, load_deployment, save_deployment
 from aidoc.config import DeploySettings
 from aidoc.errors import ConfigError, DeploymentNotFound, exit_on_user_error
 
@@ -34,23 +36,32 @@ class Marketplace:
     models: object
     nodes: object
     market: object
+    training: object
+    rounds: object
 
 
 def deploy_marketplace(deployer, settings: DeploySettings) -> Marketplace:
-    """Deploys the five contracts from `deployer` and grants the market its roles."""
+    """Deploys the seven contracts from `deployer` and grants the markets their roles."""
     tx = {"from": deployer}
     token = AIDToken.deploy(deployer, settings.token_cap, settings.initial_supply, tx)
     consents = ConsentRegistry.deploy(deployer, tx)
     models = ModelRegistry.deploy(deployer, tx)
     nodes = NodeRegistry.deploy(deployer, token, settings.min_stake, settings.unbonding_delay, tx)
     market = DiagnosisMarket.deploy(deployer, token, consents, models, nodes, settings.request_timeout, tx)
+    training = TrainingMarket.deploy(deployer, token, consents, models, nodes, settings.default_epsilon_limit_milli,
+                                     tx)
+    rounds = FederatedRounds.deploy(deployer, token, models, tx)
 
     consents.grantRole(consents.ACCESS_LOGGER_ROLE(), market, tx)
     models.grantRole(models.RATER_ROLE(), market, tx)
     nodes.grantRole(nodes.REPORTER_ROLE(), market, tx)
+    # The training markets log their cohorts' use and publish the models they train.
+    consents.grantRole(consents.ACCESS_LOGGER_ROLE(), training, tx)
+    models.grantRole(models.PUBLISHER_ROLE(), training, tx)
+    models.grantRole(models.PUBLISHER_ROLE(), rounds, tx)
     for auditor in settings.auditors or [deployer.address]:
         models.grantRole(models.AUDITOR_ROLE(), auditor, tx)
-    return Marketplace(token, consents, models, nodes, market)
+    return Marketplace(token, consents, models, nodes, market, training, rounds)
 
 
 def deployer_account(settings: DeploySettings):
@@ -70,6 +81,8 @@ def attach_marketplace(deployment: Deployment) -> Marketplace:
         models=ModelRegistry.at(deployment.address("ModelRegistry")),
         nodes=NodeRegistry.at(deployment.address("NodeRegistry")),
         market=DiagnosisMarket.at(deployment.address("DiagnosisMarket")),
+        training=TrainingMarket.at(deployment.address("TrainingMarket")),
+        rounds=FederatedRounds.at(deployment.address("FederatedRounds")),
     )
 
 
@@ -79,7 +92,8 @@ def current_marketplace(settings: DeploySettings) -> Marketplace:
         deployment = load_deployment(settings.deployments_dir, chain.id)
     except DeploymentNotFound:
         deployment = None
-    if deployment is not None and len(web3.eth.get_code(deployment.address("DiagnosisMarket"))) > 0:
+    if deployment is not None and all(len(web3.eth.get_code(deployment.address(name))) > 0
+                                      for name in CONTRACT_NAMES):
         return attach_marketplace(deployment)
     print(f"No live marketplace recorded for chain {chain.id}: deploying one.")
     return deploy_and_record(settings)
@@ -99,6 +113,8 @@ def deploy_and_record(settings: DeploySettings) -> Marketplace:
             "ModelRegistry": marketplace.models.address,
             "NodeRegistry": marketplace.nodes.address,
             "DiagnosisMarket": marketplace.market.address,
+            "TrainingMarket": marketplace.training.address,
+            "FederatedRounds": marketplace.rounds.address,
         },
     )
     path = save_deployment(settings.deployments_dir, deployment)

@@ -9,15 +9,19 @@ from __future__ import annotations
 from celery import Celery
 
 from aidoc.config import OracleSettings, ServiceSettings
+from aidoc.node import node_queue  # noqa: F401 - where callers find it, next to the task names
 
 DIAGNOSIS_QUEUE = "aidoc.diagnoses"
 DIAGNOSE_TASK = "aidoc.diagnose"
+TRAIN_JOB_TASK = "aidoc.train_job"
+LOCAL_ROUND_TASK = "aidoc.local_round"
+AGGREGATE_TASK = "aidoc.aggregate_round"
 
 
 def make_app(services: ServiceSettings | None = None, oracle: OracleSettings | None = None) -> Celery:
     services = services or ServiceSettings()
     oracle = oracle or OracleSettings()
-    app = Celery("aidoc", broker=services.redis_url, include=["workers.tasks"])
+    app = Celery("aidoc", broker=services.redis_url, include=["workers.tasks", "workers.training"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,  # a killed worker's task goes back to the queue

@@ -41,7 +41,7 @@ def load_abi(build_dir: Path, name: str) -> list[dict]:
 
 @dataclass(frozen=True)
 class Marketplace:
-    """The five contracts of one deployment, bound to one web3 connection."""
+    """The seven contracts of one deployment, bound to one web3 connection."""
 
     w3: Web3
     deployment: Deployment
@@ -50,13 +50,15 @@ class Marketplace:
     models: Contract
     nodes: Contract
     market: Contract
+    training: Contract
+    rounds: Contract
 
     @property
     def chain_id(self) -> int:
         return self.deployment.chain_id
 
     def all(self) -> tuple[Contract, ...]:
-        return (self.token, self.consents, self.models, self.nodes, self.market)
+        return (self.token, self.consents, self.models, self.nodes, self.market, self.training, self.rounds)
 
 
 def connect_web3(rpc_url: str, timeout: float = 30.0) -> Web3:
@@ -80,6 +82,8 @@ def bind_marketplace(w3: Web3, deployment: Deployment, build_dir: Path) -> Marke
         models=contracts["ModelRegistry"],
         nodes=contracts["NodeRegistry"],
         market=contracts["DiagnosisMarket"],
+        training=contracts["TrainingMarket"],
+        rounds=contracts["FederatedRounds"],
     )
 
 

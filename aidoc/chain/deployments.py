@@ -8,7 +8,10 @@ from pathlib import Path
 
 from aidoc.errors import DeploymentNotFound
 
-CONTRACT_NAMES = ("AIDToken", "ConsentRegistry", "ModelRegistry", "NodeRegistry", "DiagnosisMarket")
+CONTRACT_NAMES = (
+    "AIDToken", "ConsentRegistry", "ModelRegistry", "NodeRegistry", "DiagnosisMarket", "TrainingMarket",
+    "FederatedRounds",
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,11 @@ def load_deployment(directory: Path, chain_id: int) -> Deployment:
             f"no deployment for chain {chain_id} at {path}; run `aidoc deploy` (or `make demo`) against this chain first"
         )
     data = json.loads(path.read_text())
+    missing = [name for name in CONTRACT_NAMES if name not in data["contracts"]]
+    if missing:
+        raise DeploymentNotFound(
+            f"the deployment for chain {chain_id} at {path} predates {', '.join(missing)}; run `aidoc deploy` again"
+        )
     return Deployment(
         chain_id=int(data["chain_id"]),
         deployer=data["deployer"],

@@ -378,8 +378,16 @@ def audit(record: int, account: Optional[str] = AccountOption) -> None:
 @app.command()
 @user_errors
 def demo(patients: int = typer.Option(6, help="patients with records"),
-         requests_per_record: int = typer.Option(1)) -> None:
+         requests_per_record: int = typer.Option(1),
+         train: bool = typer.Option(False, "--train", help="training instead: federated rounds across "
+                                    "institutions and DP compute-to-data jobs (what `make demo-train` runs)"),
+         institutions: int = typer.Option(4, help="institutions in the --train demo (3 to 5)")) -> None:
     """The whole flow on a local stack it starts and stops (what `make demo` runs)."""
+    if train:
+        from aidoc.demo_training import run_training_demo
+
+        run_training_demo(console, institutions=institutions)
+        return
     from aidoc.demo import run_demo
 
     run_demo(console, patients=patients, requests_per_record=requests_per_record)

@@ -45,8 +45,9 @@ def audit_trail(session: Session, record_id: int) -> list[AuditEntry]:
     for event in consents.events.ConsentRevoked().get_logs(from_block=start, argument_filters=filters):
         add(event, "revoked", event["args"]["grantee"], event["args"]["purposes"], "")
     for event in consents.events.RecordAccessed().get_logs(from_block=start, argument_filters=filters):
-        add(event, "accessed", event["args"]["grantee"], event["args"]["purpose"],
-            f"request {event['args']['requestId']} by node {event['args']['node']}")
+        args = event["args"]
+        use = "training job" if args["purpose"] == Purpose.TRAINING else "request"
+        add(event, "accessed", args["grantee"], args["purpose"], f"{use} {args['requestId']} by node {args['node']}")
     return [entry for _, _, entry in sorted(found, key=lambda item: (item[0], item[1]))]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import urlparse
 
@@ -57,12 +58,16 @@ def node_environment(services: ServiceSettings, identity: Identity) -> dict[str,
     }
 
 
-def start_node(services: ServiceSettings, identity: Identity, concurrency: int | None = None) -> list[ManagedProcess]:
-    """Starts the node's worker, sender and watcher; stops those already started if one fails."""
+def start_node(services: ServiceSettings, identity: Identity, concurrency: int | None = None, *,
+               run_dir: Path | None = None, settings: dict[str, str] | None = None) -> list[ManagedProcess]:
+    """Starts the node's worker, sender and watcher (logs and pids in `run_dir`, by default the
+    settings' run dir: give each node its own when several run on one machine; `settings` adds
+    AIDOC_ variables for this node only); stops those already started if one fails."""
     concurrency = concurrency or OracleSettings().worker_concurrency
+    environment = {**node_environment(services, identity), **(settings or {})}
     started: list[ManagedProcess] = []
     try:
-        for process in node_processes(services.run_dir, node_environment(services, identity), concurrency):
+        for process in node_processes(run_dir or services.run_dir, environment, identity.address, concurrency):
             started.append(process.start())
     except BaseException:
         for process in reversed(started):

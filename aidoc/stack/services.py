@@ -51,9 +51,12 @@ def _log_says(process: ManagedProcess, marker: str) -> bool:
         return False
 
 
-def celery_worker(run_dir: Path, env: dict[str, str], *, concurrency: int = 2, name: str = "worker") -> ManagedProcess:
-    """A Celery worker of workers.app (prefork pool), ready once Celery logs 'ready'."""
+def celery_worker(run_dir: Path, env: dict[str, str], *, concurrency: int = 2, name: str = "worker",
+                  queues: list[str] | None = None) -> ManagedProcess:
+    """A Celery worker of workers.app (prefork pool) consuming `queues` (default: the app's default
+    queue), ready once Celery logs 'ready'."""
     command = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "INFO",
+               *(["--queues", ",".join(queues)] if queues else []),
                "--concurrency", str(concurrency), "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",
                "--without-heartbeat"]
     process = ManagedProcess(name, command, run_dir, env=env, cwd=PROJECT_ROOT, startup_timeout=120,
@@ -73,10 +76,12 @@ def oracle_process(kind: str, run_dir: Path, env: dict[str, str]) -> ManagedProc
     return process
 
 
-def node_processes(run_dir: Path, env: dict[str, str], concurrency: int = 2) -> list[ManagedProcess]:
-    """A node's worker, watcher and sender, in start order."""
+def node_processes(run_dir: Path, env: dict[str, str], node: str, concurrency: int = 2) -> list[ManagedProcess]:
+    """A node's worker (on the node's own queue), watcher and sender, in start order."""
+    from aidoc.node import node_queue
+
     return [
-        celery_worker(run_dir, env, concurrency=concurrency),
+        celery_worker(run_dir, env, concurrency=concurrency, queues=[node_queue(node)]),
         oracle_process("sender", run_dir, env),
         oracle_process("watcher", run_dir, env),
     ]

@@ -21,6 +21,7 @@ ROYALTY = 2 * AID
 NODE_FEE = 3 * AID
 TOTAL = MODEL_PRICE + ROYALTY + NODE_FEE  # one request's escrow
 MIN_STAKE = 1_000 * AID
+DEFAULT_EPSILON_LIMIT = 10_000  # milli-epsilon: epsilon 10
 REQUEST_TIMEOUT = 3600
 UNBONDING_DELAY = 7 * 24 * 3600
 DAY = 24 * 3600
@@ -146,6 +147,7 @@ def contracts(admin, auditor, doctor, doctor2, node, node2, patient, patient2):
         min_stake=MIN_STAKE,
         unbonding_delay=UNBONDING_DELAY,
         request_timeout=REQUEST_TIMEOUT,
+        default_epsilon_limit_milli=DEFAULT_EPSILON_LIMIT,
         auditors=[auditor.address],
     )
     marketplace = deploy_marketplace(admin, settings)
@@ -177,6 +179,16 @@ def nodes(contracts):
 @pytest.fixture(scope="module")
 def market(contracts):
     return contracts.market
+
+
+@pytest.fixture(scope="module")
+def training(contracts):
+    return contracts.training
+
+
+@pytest.fixture(scope="module")
+def rounds(contracts):
+    return contracts.rounds
 
 
 def register_record(consents, owner, data_type=DataType.LAB_PANEL, royalty=ROYALTY) -> int:

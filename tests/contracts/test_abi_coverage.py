@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = ("AIDToken", "ConsentRegistry", "ModelRegistry", "NodeRegistry", "DiagnosisMarket")
+OURS = ("AIDToken", "ConsentRegistry", "ModelRegistry", "NodeRegistry", "DiagnosisMarket", "TrainingMarket",
+        "FederatedRounds")
 INTERFACE_SOURCES = sorted((ROOT / "contracts").rglob("*.sol"))
 # OpenZeppelin functionality that the marketplace relies on and therefore tests.
 INHERITED_ON_PURPOSE = {

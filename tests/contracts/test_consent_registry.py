@@ -48,7 +48,12 @@ def test_register_record_rejects_zero_hash(consents, patient):
         consents.registerRecord(CID, "0x" + "00" * 32, DataType.LAB_PANEL, ENVELOPE_CID, 0, {"from": patient})
 
 
-@pytest.mark.parametrize("data_type", [0, 4, 255])
+def test_cytology_is_a_record_data_type(consents, patient):
+    record_id = register_record(consents, patient, data_type=DataType.CYTOLOGY)
+    assert consents.getRecord(record_id)[2] == DataType.CYTOLOGY == consents.MAX_DATA_TYPE() == 4
+
+
+@pytest.mark.parametrize("data_type", [0, 5, 255])
 def test_register_record_rejects_unknown_data_type(consents, patient, data_type):
     with reverts_with("InvalidDataType", data_type):
         consents.registerRecord(CID, CIPHERTEXT_HASH, data_type, ENVELOPE_CID, 0, {"from": patient})

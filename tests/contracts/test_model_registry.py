@@ -34,7 +34,7 @@ def test_register_model_versions_per_provider_and_name(models, provider, strange
         ("m", "", WEIGHTS_HASH, 1, "EmptyWeightsCid"),
         ("m", CID, "0x" + "00" * 32, 1, "ZeroWeightsHash"),
         ("m", CID, WEIGHTS_HASH, 0, "InvalidInputType"),
-        ("m", CID, WEIGHTS_HASH, 4, "InvalidInputType"),
+        ("m", CID, WEIGHTS_HASH, 5, "InvalidInputType"),
     ],
 )
 def test_register_model_rejects_bad_input(models, provider, name, cid, digest, input_type, error):
@@ -110,3 +110,59 @@ def test_ratings_only_through_the_rater_role(models, model_id, stranger, admin):
             models.recordRating(model_id, stranger, bad, {"from": stranger})
     with reverts_with("UnknownModel", 50):
         models.recordRating(50, stranger, 3, {"from": stranger})
+
+
+def test_cytology_is_a_model_input_type(models, provider):
+    model_id = register_model(models, provider, data_type=DataType.CYTOLOGY, name="fna-cytology-mlp")
+    assert models.requireActive(model_id)[2] == DataType.CYTOLOGY == models.MAX_INPUT_TYPE() == 4
+
+
+def test_publisher_registers_a_version_on_a_providers_behalf(models, admin, provider, stranger):
+    register_model(models, provider, name="panel-mlp")
+    models.grantRole(models.PUBLISHER_ROLE(), stranger, {"from": admin})
+    tx = models.registerModelFor(provider, "panel-mlp", CID, WEIGHTS_HASH, DataType.LAB_PANEL, 7, {"from": stranger})
+    model_id = tx.return_value
+    assert model_id == 2
+    # Same versioning as registerModel: the provider's family, not the publisher's.
+    assert event_args(tx, "ModelRegistered") == {
+        "modelId": 2, "provider": provider.address, "name": "panel-mlp", "version": 2, "weightsCid": CID,
+        "weightsSha256": WEIGHTS_HASH, "inputType": DataType.LAB_PANEL, "price": 7,
+    }
+    assert event_args(tx, "ModelPublishedFor") == {
+        "modelId": 2, "provider": provider.address, "publisher": stranger.address,
+    }
+    assert models.latestVersion(provider, "panel-mlp") == 2
+    assert models.latestVersion(stranger, "panel-mlp") == 0
+    # The provider owns it: it alone sets the price and deactivates it.
+    models.updatePrice(model_id, 9, {"from": provider})
+    with reverts_with("NotModelProvider", model_id, stranger.address):
+        models.updatePrice(model_id, 1, {"from": stranger})
+    # A provider's own registration continues the same count.
+    assert models.getModel(register_model(models, provider, name="panel-mlp"))[5] == 3
+
+
+def test_only_publishers_register_for_others(models, provider, stranger):
+    with reverts_with("AccessControlUnauthorizedAccount", stranger.address, models.PUBLISHER_ROLE()):
+        models.registerModelFor(stranger, "m", CID, WEIGHTS_HASH, DataType.LAB_PANEL, 1, {"from": stranger})
+    with reverts_with("AccessControlUnauthorizedAccount", provider.address, models.PUBLISHER_ROLE()):
+        models.registerModelFor(provider, "m", CID, WEIGHTS_HASH, DataType.LAB_PANEL, 1, {"from": provider})
+    assert models.modelCount() == 0
+
+
+@pytest.mark.parametrize(
+    "owner,name,cid,digest,input_type,error",
+    [
+        (None, "m", CID, WEIGHTS_HASH, 1, "InvalidProvider"),
+        ("provider", "", CID, WEIGHTS_HASH, 1, "EmptyModelName"),
+        ("provider", "m", "", WEIGHTS_HASH, 1, "EmptyWeightsCid"),
+        ("provider", "m", CID, "0x" + "00" * 32, 1, "ZeroWeightsHash"),
+        ("provider", "m", CID, WEIGHTS_HASH, 5, "InvalidInputType"),
+    ],
+)
+def test_register_model_for_applies_the_same_checks(models, admin, provider, stranger, owner, name, cid, digest,
+                                                     input_type, error):
+    models.grantRole(models.PUBLISHER_ROLE(), stranger, {"from": admin})
+    target = provider if owner else "0x" + "00" * 20
+    with reverts_with(error):
+        models.registerModelFor(target, name, cid, digest, input_type, 1, {"from": stranger})
+    assert models.modelCount() == 0

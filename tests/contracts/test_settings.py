@@ -26,6 +26,17 @@ def test_timeout_bounds_match_the_contract(monkeypatch):
         DeploySettings()
 
 
+def test_default_epsilon_limit_is_milli_epsilon_within_uint32(monkeypatch):
+    monkeypatch.delenv("AIDOC_DEFAULT_EPSILON_LIMIT", raising=False)
+    assert DeploySettings().default_epsilon_limit_milli == 10_000  # epsilon 10
+    monkeypatch.setenv("AIDOC_DEFAULT_EPSILON_LIMIT", str(2**32))
+    with pytest.raises(ConfigError, match="AIDOC_DEFAULT_EPSILON_LIMIT is in milli-epsilon"):
+        DeploySettings()
+    monkeypatch.setenv("AIDOC_DEFAULT_EPSILON_LIMIT", "-1")
+    with pytest.raises(ConfigError, match="AIDOC_DEFAULT_EPSILON_LIMIT='-1' is negative"):
+        DeploySettings()
+
+
 def test_missing_deployment_says_what_to_run(tmp_path):
     with pytest.raises(DeploymentNotFound, match="run `aidoc deploy`") as caught:
         load_deployment(tmp_path, 31337)

@@ -12,7 +12,8 @@ import solcx
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIM = ROOT / "tools" / "solc" / "solc"
-CONTRACTS = ("AIDToken", "ConsentRegistry", "ModelRegistry", "NodeRegistry", "DiagnosisMarket")
+CONTRACTS = ("AIDToken", "ConsentRegistry", "ModelRegistry", "NodeRegistry", "DiagnosisMarket", "TrainingMarket",
+             "FederatedRounds")
 SOURCE = """// SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";

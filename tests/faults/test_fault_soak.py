@@ -183,7 +183,7 @@ def reorg(run: Run) -> None:
 def deliver_twice(run: Run, first_block: int) -> None:
     """Hands every request seen since `first_block` to the workers twice more."""
     from oracles.watcher import ChainLogSource
-    from workers.app import DIAGNOSE_TASK, make_app
+    from workers.app import DIAGNOSE_TASK, make_app, node_queue
 
     time.sleep(2.0)
     source = ChainLogSource(run.doctor.marketplace, run.node.address)
@@ -191,7 +191,8 @@ def deliver_twice(run: Run, first_block: int) -> None:
     app = make_app()
     for _ in range(2):
         for index in range(0, len(jobs), 8):
-            app.send_task(DIAGNOSE_TASK, args=[[job.to_json() for job in jobs[index:index + 8]]])
+            app.send_task(DIAGNOSE_TASK, queue=node_queue(run.node.address),
+                          args=[[job.to_json() for job in jobs[index:index + 8]]])
     run.injected["request delivered twice more"] += len(jobs)
 
 
