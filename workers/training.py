@@ -18,7 +18,7 @@ import numpy as np
 from eth_utils import keccak
 
 from aidoc.chain.contracts import call_batch, call_struct, decode_event, event_topic, rpc_request
-from aidoc.constants import Purpose
+from aidoc.constants import FailureReason, Purpose
 from aidoc.errors import AidocError
 from aidoc.models.artifacts import load_model, save_model
 from aidoc.models.panel import PanelMLP
@@ -28,6 +28,7 @@ from aidoc.storage import compute_cid
 from aidoc.timing import Stages
 from aidoc.training.federated import accuracy, fedavg, local_update
 from aidoc.training.private import train_private
+from aidoc.transient import TRANSIENT_ERRORS
 from workers.app import AGGREGATE_TASK, LOCAL_ROUND_TASK, TRAIN_JOB_TASK, app
 from workers.diagnosis import PermanentFailure, fetch_record
 from workers.runtime import worker_state
@@ -52,10 +53,24 @@ class TrainingTaskError(AidocError):
 def train_job(job_id: int) -> dict:
     state = worker_state()
     runtime = state.runtime
-    contracts = runtime.marketplace
-    job = call_struct(contracts.training, "getJob", job_id)
+    job = call_struct(runtime.marketplace.training, "getJob", job_id)
     if job["status"] != JOB_OPEN or job["node"].lower() != runtime.address.lower():
         return {"job": job_id, "skipped": "not open for this node"}
+    try:
+        return _train_job(state, job_id, job)
+    except TRANSIENT_ERRORS:
+        raise  # IPFS or the RPC endpoint down: Celery redelivers after the visibility timeout
+    except Exception as error:  # noqa: BLE001 - no usable cohort, or a bug: give the job up, which refunds
+        reason = FailureReason.UNSUPPORTED_INPUT if isinstance(error, TrainingTaskError) else FailureReason.INTERNAL_ERROR
+        log.exception("job %d cannot be completed; abandoning it (%s)", job_id, reason.name)
+        runtime.outbox.push_call(ContractCall("training", "abandonJob", (job_id, int(reason)), ROUND_CALL_GAS,
+                                              f"abandonJob of job {job_id}"))
+        return {"job": job_id, "abandoned": reason.name}
+
+
+def _train_job(state, job_id: int, job: dict) -> dict:
+    runtime = state.runtime
+    contracts = runtime.marketplace
     epsilon = job["epsilonMilli"] / 1000
     cohort = usable_cohort(runtime, job)
     features, targets, used = [], [], []
@@ -91,7 +106,7 @@ def train_job(job_id: int) -> dict:
     salt = secrets.token_bytes(32)
     hashes = {record_id: info["ciphertextHash"] for record_id, info in cohort}
     commitment = keccak(b"".join([job_id.to_bytes(32, "big"), salt]
-                                 + [r.to_bytes(32, "big") + bytes(hashes[r]) + bytes([h]) for r, h in
+                                 + [r.to_bytes(32, "big") + bytes(hashes[r]) + bytes([int(h)]) for r, h in
                                     zip(used, held_out)]))
     order = sorted(used)
     runtime.outbox.push_call(ContractCall(
