@@ -34,6 +34,7 @@ class Institution:
 @dataclass(frozen=True)
 class FederatedSplit:
     public_features: np.ndarray
+    public_targets: np.ndarray  # the provider's own panels: the base model's standardization, the aggregator's validation
     test_features: np.ndarray
     test_targets: np.ndarray
     institutions: list[Institution]
@@ -71,4 +72,4 @@ def federated_split(institutions: int = 4, *, alpha: float = 0.6, seed: int = 0)
             del parts[donor][:10 - len(part)]
     members = [Institution(f"hospital-{chr(ord('A') + i)}", x_rest[sorted(part)], y_rest[sorted(part)])
                for i, part in enumerate(parts)]
-    return FederatedSplit(x_rest[public], x_test, y_test, members)
+    return FederatedSplit(x_rest[public], y_rest[public], x_test, y_test, members)
