@@ -283,6 +283,20 @@ def rpc_request(w3: Web3, method: str, params: list) -> Any:
     return answer["result"]
 
 
+def rpc_batch(w3: Web3, method: str, params: list[list]) -> list[Any]:
+    """The same JSON-RPC method with each of `params`, in one HTTP batch; each call's raw result.
+    An error answer raises TransientError with the endpoint's message."""
+    answers = {a.get("id"): a for a in _post_batch(w3, [{"jsonrpc": "2.0", "id": i, "method": method, "params": p}
+                                                        for i, p in enumerate(params)])}
+    results = []
+    for index in range(len(params)):
+        answer = answers.get(index, {})
+        if "result" not in answer:
+            raise TransientError(f"the RPC endpoint failed {method}: {str(answer.get('error', 'no answer'))[:300]}")
+        results.append(answer["result"])
+    return results
+
+
 def _post_batch(w3: Web3, payload: list[dict]) -> list[dict]:
     """One HTTP POST of a JSON-RPC batch to the web3 connection's endpoint."""
     answer = _post(w3, payload, "a batch of calls")
