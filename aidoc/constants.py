@@ -35,6 +35,30 @@ class FailureReason(IntEnum):
     INTERNAL_ERROR = 255
 
 
+class JobStatus(IntEnum):
+    """ITrainingMarket.JobStatus."""
+
+    NONE = 0
+    OPEN = 1
+    COMPLETED = 2
+    CANCELLED = 3
+    ABANDONED = 4
+
+
+class TrainingStatus(IntEnum):
+    """IFederatedRounds.TrainingStatus."""
+
+    NONE = 0
+    RUNNING = 1
+    FINISHED = 2
+    CANCELLED = 3
+
+
+# TrainingMarket keeps a job's delta in units of 1e-18 and epsilons in milli-units.
+DELTA_UNIT = 10**18
+EPSILON_MILLI = 1000
+
+
 class RequestStatus(IntEnum):
     """IDiagnosisMarket.Status."""
 

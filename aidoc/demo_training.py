@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aidoc.config import AID, ENV_PREFIX
-from aidoc.constants import DataType, Purpose
+from aidoc.constants import EPSILON_MILLI, DataType, JobStatus, Purpose, TrainingStatus
 from aidoc.demo import aid, local_stack, show_audit
 from aidoc.errors import AidocError
 from aidoc.identity import Identity
@@ -153,7 +153,7 @@ def run_federated(console: Console, sponsor: Party, institutions: list[Party], a
     rounds = sponsor.session.marketplace.rounds
     while True:
         state = training_state(sponsor.session, training_id)
-        if state["status"] != 1:
+        if state["status"] != TrainingStatus.RUNNING:
             break
         round_number = state["currentRound"]
         for member in institutions:
@@ -162,7 +162,7 @@ def run_federated(console: Console, sponsor: Party, institutions: list[Party], a
                           for m in institutions), f"the updates of round {round_number}")
         app.send_task(AGGREGATE_TASK, args=[training_id, round_number], queue=node_queue(aggregator.identity.address))
         _wait(lambda: training_state(sponsor.session, training_id)["currentRound"] != round_number
-              or training_state(sponsor.session, training_id)["status"] != 1, f"the aggregate of round {round_number}")
+              or training_state(sponsor.session, training_id)["status"] != TrainingStatus.RUNNING, f"the aggregate of round {round_number}")
         info = round_info(sponsor.session, training_id, round_number)
         console.print(f"round {round_number}: {len(institutions)} updates, aggregate {info['aggregateCid'][:16]}… "
                       f"scored {info['metricBps'] / 100:.2f}% by the aggregator")
@@ -205,15 +205,15 @@ def run_dp_jobs(console: Console, party, node: Party, base_id: int, split):
                                    max_records=len(pool))
         app.send_task(TRAIN_JOB_TASK, args=[job_id], queue=node_queue(node.identity.address))
         job = wait_for_job(researcher.session, job_id)
-        if job["status"] != 2:
-            raise AidocError(f"training job {job_id} ended {job['status']}, not completed")
+        if job["status"] != JobStatus.COMPLETED:
+            raise AidocError(f"training job {job_id} ended {JobStatus(job['status']).name}, not completed")
         model = marketplace.models.functions.getModel(job["modelId"]).call()
         weights = researcher.session.store.cat(model[7])
         if hashlib.sha256(weights).digest() != bytes(model[4]):
             raise AidocError(f"the weights of model {job['modelId']} do not match their on-chain sha256")
         value = accuracy(load_model(weights, None).network, split.test_features, split.test_targets)
         console.print(f"job {job_id}: DP-SGD at epsilon {epsilon:g} (delta {DP_DELTA:g}) on {job['recordCount']} "
-                      f"records, epsilon spent {job['epsilonSpentMilli'] / 1000:.2f}; model {job['modelId']}")
+                      f"records, epsilon spent {job['epsilonSpentMilli'] / EPSILON_MILLI:.2f}; model {job['modelId']}")
         rows.append((f"DP-SGD, epsilon {epsilon:g} ({job['recordCount']} consented records)", value))
     return rows, patients, first_record
 

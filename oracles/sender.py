@@ -67,8 +67,13 @@ class Sender:
         self.stats = SenderStats()
         self.running = True
 
-    def status_of(self, request_id: int) -> RequestStatus:
-        return RequestStatus(self.contracts.market.functions.getRequestState(request_id).call()[1])
+    def status_of(self, request_id: int, block: int | str = "latest") -> RequestStatus:
+        state = self.contracts.market.functions.getRequestState(request_id).call(block_identifier=block)
+        return RequestStatus(state[1])
+
+    def safe_block(self) -> int:
+        """The newest block buried under `confirmations`: what it says is final."""
+        return max(0, self.contracts.w3.eth.block_number - self.runtime.oracle.confirmations)
 
     def fulfilment_of(self, request_id: int) -> tuple[bytes, str] | None:
         """The (result commitment, result CID) the request was fulfilled with, from its
@@ -233,15 +238,13 @@ class Sender:
         """Uploads the ciphertexts of fulfilments buried under `confirmations` blocks. An IPFS
         outage leaves them for the next pass; a fulfilment a reorg undid goes back to the outbox.
         Returns how many items left the publication queue."""
-        market = self.contracts.market.functions
         confirmations = self.runtime.oracle.confirmations
         publications = self.outbox.publications(max_items)
         handled = 0
-        safe_block = max(0, self.contracts.w3.eth.block_number - confirmations) if publications and confirmations else 0
+        safe_block = self.safe_block() if publications and confirmations else 0
         for raw, item in publications:
             # With no confirmations required, the receipt that queued it already proved it final.
-            final = RequestStatus.FULFILLED if not confirmations else RequestStatus(
-                market.getRequestState(item.request_id).call(block_identifier=safe_block)[1])
+            final = self.status_of(item.request_id, safe_block) if confirmations else RequestStatus.FULFILLED
             if final != RequestStatus.FULFILLED:
                 now = self.status_of(item.request_id)
                 if now == RequestStatus.PENDING:  # a reorg dropped our fulfilment: send it again
@@ -293,12 +296,7 @@ class Sender:
 
     def is_final(self, request_id: int) -> bool:
         """Whether the request is fulfilled `confirmations` blocks below the head."""
-        confirmations = self.runtime.oracle.confirmations
-        if not confirmations:
-            return self.status_of(request_id) == RequestStatus.FULFILLED
-        safe_block = max(0, self.contracts.w3.eth.block_number - confirmations)
-        state = self.contracts.market.functions.getRequestState(request_id).call(block_identifier=safe_block)
-        return RequestStatus(state[1]) == RequestStatus.FULFILLED
+        return self.status_of(request_id, self.safe_block()) == RequestStatus.FULFILLED
 
     def run(self) -> None:
         replaced = self.transactor.replace_stuck()

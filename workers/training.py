@@ -18,7 +18,7 @@ import numpy as np
 from eth_utils import keccak
 
 from aidoc.chain.contracts import call_batch, call_struct, decode_event, event_topic, rpc_request
-from aidoc.constants import FailureReason, Purpose
+from aidoc.constants import DELTA_UNIT, EPSILON_MILLI, FailureReason, JobStatus, Purpose, TrainingStatus
 from aidoc.errors import AidocError
 from aidoc.models.artifacts import load_model, save_model
 from aidoc.models.panel import PanelMLP
@@ -35,11 +35,9 @@ from workers.runtime import worker_state
 
 log = logging.getLogger(__name__)
 
-JOB_OPEN, TRAINING_RUNNING = 1, 1  # TrainingMarket.JobStatus.Open, FederatedRounds.TrainingStatus.Running
 HELD_OUT_FRACTION = 0.2
 COMPLETE_JOB_GAS_BASE, COMPLETE_JOB_GAS_PER_RECORD = 500_000, 85_000  # measured: 413k @2, 75k/record @128
 ROUND_CALL_GAS = 550_000  # measured: submitUpdate 152k, postAggregate up to 443k (finishing)
-DELTA_UNIT = 10**18  # TrainingMarket keeps delta in units of 1e-18
 
 
 class TrainingTaskError(AidocError):
@@ -54,7 +52,7 @@ def train_job(job_id: int) -> dict:
     state = worker_state()
     runtime = state.runtime
     job = call_struct(runtime.marketplace.training, "getJob", job_id)
-    if job["status"] != JOB_OPEN or job["node"].lower() != runtime.address.lower():
+    if job["status"] != JobStatus.OPEN or job["node"].lower() != runtime.address.lower():
         return {"job": job_id, "skipped": "not open for this node"}
     try:
         return _train_job(state, job_id, job)
@@ -71,7 +69,7 @@ def train_job(job_id: int) -> dict:
 def _train_job(state, job_id: int, job: dict) -> dict:
     runtime = state.runtime
     contracts = runtime.marketplace
-    epsilon = job["epsilonMilli"] / 1000
+    epsilon = job["epsilonMilli"] / EPSILON_MILLI
     cohort = usable_cohort(runtime, job)
     features, targets, used = [], [], []
     for record_id, info in cohort:
@@ -100,7 +98,7 @@ def _train_job(state, job_id: int, job: dict) -> dict:
                             initial=base, seed=job_id)
     accuracy_bps = round(accuracy(trained.network, x[held_out], y[held_out]) * 10_000)
     weights = save_model(trained.network)
-    spent_milli = max(1, min(job["epsilonMilli"], int(np.ceil(trained.epsilon * 1000))))
+    spent_milli = max(1, min(job["epsilonMilli"], int(np.ceil(trained.epsilon * EPSILON_MILLI))))
     # The cohort commitment binds the records, their ciphertexts and the held-out split, salted:
     # an auditor given the salt can check exactly what was trained on and what was held out.
     salt = secrets.token_bytes(32)
@@ -174,7 +172,7 @@ def local_round(training_id: int, round_number: int) -> dict:
     runtime = state.runtime
     rounds = runtime.marketplace.rounds
     training = call_struct(rounds, "getTraining", training_id)
-    if training["status"] != TRAINING_RUNNING or training["currentRound"] != round_number:
+    if training["status"] != TrainingStatus.RUNNING or training["currentRound"] != round_number:
         return {"training": training_id, "round": round_number, "skipped": "not the current round"}
     if call_struct(rounds, "getUpdate", training_id, round_number, runtime.address)["numSamples"]:
         return {"training": training_id, "round": round_number, "skipped": "already submitted"}
@@ -196,7 +194,7 @@ def aggregate_round(training_id: int, round_number: int) -> dict:
     runtime = state.runtime
     rounds = runtime.marketplace.rounds
     training = call_struct(rounds, "getTraining", training_id)
-    if training["status"] != TRAINING_RUNNING or training["currentRound"] != round_number:
+    if training["status"] != TrainingStatus.RUNNING or training["currentRound"] != round_number:
         return {"training": training_id, "round": round_number, "skipped": "not the current round"}
     updates = round_updates(runtime.marketplace, runtime.store, training_id, round_number,
                             runtime.oracle.max_weights_bytes)

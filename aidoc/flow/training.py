@@ -7,12 +7,9 @@ from __future__ import annotations
 import time
 
 from aidoc.chain.contracts import call_struct
+from aidoc.constants import DELTA_UNIT, EPSILON_MILLI, JobStatus
 from aidoc.errors import AidocError
 from aidoc.flow.session import Session
-
-DELTA_UNIT = 10**18  # TrainingMarket keeps delta in units of 1e-18
-JOB_STATUS = ("none", "open", "completed", "cancelled", "abandoned")
-TRAINING_STATUS = ("none", "running", "finished", "cancelled")
 
 
 class TrainingTimeout(AidocError):
@@ -27,14 +24,14 @@ def open_training_job(buyer: Session, base_model_id: int, node: str, *, epsilon:
     buyer.send(contracts.token.functions.approve(contracts.training.address, budget), "approve the training budget")
     deadline = contracts.w3.eth.get_block("latest")["timestamp"] + int(days * 86400)
     receipt = buyer.send(contracts.training.functions.openJob(
-        base_model_id, node, round(epsilon * 1000), round(delta * DELTA_UNIT), royalty_per_record, node_fee,
+        base_model_id, node, round(epsilon * EPSILON_MILLI), round(delta * DELTA_UNIT), royalty_per_record, node_fee,
         max_records, deadline), f"openJob on model {base_model_id}")
     return int(buyer.event(receipt, contracts.training, "JobOpened")["jobId"])
 
 
 def set_epsilon_limit(owner: Session, record_id: int, epsilon: float) -> None:
     """Caps the total privacy budget (epsilon) training jobs may spend on the owner's record."""
-    owner.send(owner.marketplace.training.functions.setEpsilonLimit(record_id, round(epsilon * 1000)),
+    owner.send(owner.marketplace.training.functions.setEpsilonLimit(record_id, round(epsilon * EPSILON_MILLI)),
                f"setEpsilonLimit of record {record_id}")
 
 
@@ -43,7 +40,7 @@ def wait_for_job(session: Session, job_id: int, timeout: float = 300, poll: floa
     deadline = time.monotonic() + timeout
     while True:
         job = call_struct(session.marketplace.training, "getJob", job_id)
-        if JOB_STATUS[job["status"]] != "open":
+        if job["status"] != JobStatus.OPEN:
             return job
         if time.monotonic() > deadline:
             raise TrainingTimeout(f"training job {job_id} is still open after {timeout:.0f} s")

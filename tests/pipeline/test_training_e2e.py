@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from aidoc.config import AID, ENV_PREFIX
-from aidoc.constants import DataType, Purpose
+from aidoc.constants import DataType, JobStatus, Purpose, TrainingStatus
 from aidoc.models.artifacts import save_model
 from aidoc.training.data import federated_split
 from aidoc.training.federated import base_model, verify_aggregate
@@ -83,9 +83,9 @@ def test_federated_rounds_pay_each_update_and_post_a_verifiable_fedavg(stack, fu
                  f"round {round_number}'s updates")
             app.send_task(AGGREGATE_TASK, args=[training_id, round_number], queue=node_queue(aggregator.address))
             wait(lambda: training_state(sponsor, training_id)["currentRound"] != round_number
-                 or training_state(sponsor, training_id)["status"] != 1, f"round {round_number}'s aggregate")
+                 or training_state(sponsor, training_id)["status"] != TrainingStatus.RUNNING, f"round {round_number}'s aggregate")
         state = training_state(sponsor, training_id)
-        assert state["status"] == 2 and state["currentRound"] == 2 and state["modelId"]  # finished at the round limit
+        assert state["status"] == TrainingStatus.FINISHED and state["currentRound"] == 2 and state["modelId"]  # finished at the round limit
         # Anyone can recompute the last aggregate from the on-chain updates and compare its hash.
         final = round_info(sponsor, training_id, 2)
         updates = round_updates(sponsor.marketplace, sponsor.store, training_id, 2)
@@ -134,7 +134,7 @@ def test_a_dp_job_pays_each_contributing_record_and_respects_epsilon_limits(stac
                                    royalty_per_record=ROYALTY, node_fee=NODE_FEE, max_records=20)
         make_app().send_task(TRAIN_JOB_TASK, args=[job_id], queue=node_queue(node.address))
         job = wait_for_job(buyer, job_id, timeout=180)
-        assert job["status"] == 2, job
+        assert job["status"] == JobStatus.COMPLETED, job
         used = job["recordCount"]
         assert used == 11  # the 12 consented records but the capped one
         assert 0 < job["epsilonSpentMilli"] <= 2000
