@@ -23,8 +23,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 export PYTHONWARNINGS := ignore::FutureWarning
 
 BROWNIE := $(BIN)/brownie
-# `brownie run` breaks when the checkout path has a dot in a folder name; see tools/run_script.py.
-RUN_SCRIPT := $(BIN)/python tools/run_script.py
+# `brownie run` breaks when the checkout path has a dot in a folder name; see aidoc/chain/brownie_runner.py.
+RUN_SCRIPT := $(BIN)/python -m aidoc.chain.brownie_runner
 # Brownie 1.22 calls its own deprecated snapshot API on every isolated test.
 PYTEST_WARNINGS := -W ignore::FutureWarning -W ignore::DeprecationWarning
 
@@ -95,7 +95,7 @@ models: install $(MODELS)
 # ---------------------------------------------------------------- checks
 
 lint: install
-	$(BIN)/ruff check aidoc oracles workers bench scripts tests tools
+	$(BIN)/ruff check aidoc oracles workers demos bench scripts tests tools
 	$(BIN)/python tools/run_slither.py
 
 test-contracts: install
@@ -152,14 +152,14 @@ gas: install
 
 # ---------------------------------------------------------------- demo
 
-# aidoc demo starts anvil (unless AIDOC_RPC_URL is set), Redis and a node on free ports, uses the
+# The demo starts anvil (unless AIDOC_RPC_URL is set), Redis and a node on free ports, uses the
 # embedded IPFS store (or AIDOC_IPFS_API), runs the flow, and stops everything it started.
 demo: install compile $(MODELS)
-	$(BIN)/aidoc demo
+	$(BIN)/python -m demos.marketplace
 
 # Training without taking the data: federated rounds across institutions and DP compute-to-data jobs.
 demo-train: install compile $(MODELS)
-	$(BIN)/aidoc demo --train
+	$(BIN)/python -m demos.training
 
 clean:
 	rm -rf build reports .run .hypothesis

@@ -1,25 +1,55 @@
 """All configuration in one place: environment variables prefixed AIDOC_ (documented in README).
 
 Amounts are in whole AID unless the name says otherwise; they are converted to wei units (18
-decimals) here, so nothing else in the code base parses environment variables."""
+decimals) here, so nothing else in the code base reads or parses environment variables.
+
+The project directory (brownie-config.yaml, contracts/, build/ with the compiled contracts and the
+trained models, deployments/) is AIDOC_PROJECT_DIR or the working directory, as Brownie and ape take
+it: never the installed package's own location."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from aidoc.errors import ConfigError
 
 ENV_PREFIX = "AIDOC_"
 AID = 10**18
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# The trained models and sample records (scripts/train_models.py, `make models`).
-MODELS_DIR = PROJECT_ROOT / "build" / "models"
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(ENV_PREFIX + name, default)
+
+
+SECRET_VARIABLES = (ENV_PREFIX + "PASSWORD", ENV_PREFIX + "PRIVATE_KEY", ENV_PREFIX + "NODE_PRIVATE_KEY")
+
+
+def child_environment(extra: dict[str, str], inherit_aidoc: bool) -> dict[str, str]:
+    """The environment a child process gets: this one's, without secrets (and without any AIDOC_
+    setting for third-party servers), plus `extra`, which alone may hand a child a secret."""
+    base = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in SECRET_VARIABLES and (inherit_aidoc or not key.startswith(ENV_PREFIX))
+    }
+    return {**base, **extra}
+
+
+def is_set(name: str) -> bool:
+    """Whether AIDOC_<name> is set (a chain given with AIDOC_RPC_URL is used instead of a new one)."""
+    return bool(_env(name, ""))
+
+
+def project_dir() -> Path:
+    """The project directory: AIDOC_PROJECT_DIR, else the working directory."""
+    return Path(_env("PROJECT_DIR", "") or os.getcwd()).expanduser().resolve()
+
+
+def models_dir() -> Path:
+    """The trained models and sample records (scripts/train_models.py, `make models`)."""
+    return project_dir() / "build" / "models"
 
 
 def _env_number(name: str, default: float, parse, kind: str, advice: str):
@@ -60,7 +90,7 @@ class DeploySettings:
     auditors: list[str] = field(default_factory=lambda: _env_list("AUDITORS"))
     deployer_keystore: str = field(default_factory=lambda: _env("DEPLOYER_KEYSTORE", ""))
     deployments_dir: Path = field(
-        default_factory=lambda: Path(_env("DEPLOYMENTS_DIR", str(PROJECT_ROOT / "deployments")))
+        default_factory=lambda: Path(_env("DEPLOYMENTS_DIR", str(project_dir() / "deployments")))
     )
 
     def __post_init__(self) -> None:
@@ -89,11 +119,18 @@ class ServiceSettings:
     store_dir: Path = field(default_factory=lambda: Path(_env("STORE_DIR", str(aidoc_home() / "ipfs"))))
     keystore_dir: Path = field(default_factory=lambda: Path(_env("KEYSTORE_DIR", str(aidoc_home() / "keystores"))))
     deployments_dir: Path = field(
-        default_factory=lambda: Path(_env("DEPLOYMENTS_DIR", str(PROJECT_ROOT / "deployments")))
+        default_factory=lambda: Path(_env("DEPLOYMENTS_DIR", str(project_dir() / "deployments")))
     )
-    build_dir: Path = field(default_factory=lambda: Path(_env("BUILD_DIR", str(PROJECT_ROOT / "build"))))
+    build_dir: Path = field(default_factory=lambda: Path(_env("BUILD_DIR", str(project_dir() / "build"))))
     # Logs and pid files of the servers `aidoc up` and `aidoc node run` start.
     run_dir: Path = field(default_factory=lambda: Path(_env("RUN_DIR", str(aidoc_home() / "run"))))
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as the AIDOC_ variables that give them to a child process."""
+        names = {"rpc_url": "RPC_URL", "redis_url": "REDIS_URL", "ipfs_api": "IPFS_API", "store_dir": "STORE_DIR",
+                 "keystore_dir": "KEYSTORE_DIR", "deployments_dir": "DEPLOYMENTS_DIR", "build_dir": "BUILD_DIR",
+                 "run_dir": "RUN_DIR"}
+        return {ENV_PREFIX + names[key]: str(value) for key, value in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -122,6 +159,7 @@ class OracleSettings:
     visibility_timeout: int = field(default_factory=lambda: _env_int("VISIBILITY_TIMEOUT", 900))
     task_max_retries: int = field(default_factory=lambda: _env_int("TASK_MAX_RETRIES", 8))
     worker_concurrency: int = field(default_factory=lambda: _env_int("WORKER_CONCURRENCY", 2))
+    log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "INFO").upper())
     # An institution's own labelled panels (.npz of features and targets) for federated rounds; the
     # aggregator's are its held-out set.
     local_dataset: str = field(default_factory=lambda: _env("LOCAL_DATASET", ""))
@@ -137,3 +175,20 @@ class OracleSettings:
             raise ConfigError(f"{ENV_PREFIX}TASK_BATCH must be between 1 and 256")
         if self.log_range < 1:
             raise ConfigError(f"{ENV_PREFIX}LOG_RANGE must be at least 1 block")
+        if self.worker_concurrency < 1:
+            raise ConfigError(f"{ENV_PREFIX}WORKER_CONCURRENCY must be at least 1 process")
+        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(f"{ENV_PREFIX}LOG_LEVEL={self.log_level!r} is not a level; use DEBUG, INFO, WARNING or ERROR")
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    """The secrets a process may find in its environment, for servers with a secret store instead of
+    a prompt: a user's key (AIDOC_PRIVATE_KEY), a node's key (AIDOC_NODE_PRIVATE_KEY) or its keystore
+    (AIDOC_NODE_ACCOUNT), and the password of keystores (AIDOC_PASSWORD). Child processes never
+    inherit them (aidoc.stack.process); none of them is ever printed (repr=False)."""
+
+    private_key: str = field(default_factory=lambda: _env("PRIVATE_KEY", "").strip(), repr=False)
+    node_private_key: str = field(default_factory=lambda: _env("NODE_PRIVATE_KEY", "").strip(), repr=False)
+    node_account: str = field(default_factory=lambda: _env("NODE_ACCOUNT", ""))
+    password: str | None = field(default_factory=lambda: os.environ.get(ENV_PREFIX + "PASSWORD"), repr=False)

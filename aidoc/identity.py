@@ -87,7 +87,6 @@ def load_keystore(keystore_dir: Path, name: str, password: str) -> Identity:
     return Identity(Account.from_key(key))
 
 
-def identity_from_env(variable: str) -> Identity | None:
-    """The identity whose private key is in AIDOC_<variable>, or None when it is unset."""
-    key = os.environ.get(ENV_PREFIX + variable, "").strip()
+def identity_from_key(key: str) -> Identity | None:
+    """The identity of a private key given as hex (from KeySettings), or None when it is empty."""
     return Identity.from_private_key(key) if key else None

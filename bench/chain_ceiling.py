@@ -11,7 +11,7 @@ import json
 import time
 
 from aidoc.chain.contracts import rpc_batch, rpc_request
-from aidoc.config import MODELS_DIR
+from aidoc.config import models_dir
 from bench import e2e
 from bench.run import fresh_chain
 
@@ -24,12 +24,12 @@ def measure(n: int, every: int) -> list[dict]:
     from aidoc.records import load_record_file
 
     with fresh_chain() as bed:
-        setup = e2e.prepare(bed, MODELS_DIR)
+        setup = e2e.prepare(bed, models_dir())
         doctor = setup.doctor
         w3 = doctor.marketplace.w3
         node = bed.funded(e2e.NODE_STAKE, doctor.marketplace)
         register_node(node, e2e.NODE_STAKE, e2e.NODE_FEE, [DataType.LAB_PANEL], gpu=False)
-        panel = load_record_file(next(iter(sorted((MODELS_DIR / "samples").glob("panel-*.json")))))
+        panel = load_record_file(next(iter(sorted((models_dir() / "samples").glob("panel-*.json")))))
         expiry = w3.eth.get_block("latest")["timestamp"] + 30 * 86400
         records = []
         for _ in range(e2e.RECORDS):

@@ -13,16 +13,16 @@ from eth_abi import encode
 from web3 import Web3
 from web3.logs import DISCARD
 
-from aidoc.config import PROJECT_ROOT
+from aidoc.config import project_dir
 from aidoc.storage import compute_cid
 
-COMPILER = PROJECT_ROOT / "tools" / "bench" / "compile_chainlink.cjs"
+COMPILER = project_dir() / "tools" / "bench" / "compile_chainlink.cjs"
 LINK = 10**18
 ROUNDS = 3  # the last round is steady state: no first-write storage costs
 
 
 def compile_contracts() -> dict[str, dict]:
-    out = subprocess.run(["node", str(COMPILER)], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
+    out = subprocess.run(["node", str(COMPILER)], capture_output=True, text=True, check=True, cwd=project_dir())
     return json.loads(out.stdout)
 
 

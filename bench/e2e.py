@@ -16,7 +16,7 @@ from pathlib import Path
 from aidoc.chain.contracts import event_topic, rpc_batch, rpc_request
 from aidoc.config import AID, ENV_PREFIX
 from aidoc.constants import DataType, Purpose
-from aidoc.outbox import Outbox
+from aidoc.node.outbox import Outbox
 from aidoc.stack.local import start_node
 from aidoc.stack.testbed import Testbed
 

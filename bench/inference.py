@@ -63,6 +63,6 @@ def _device_name(device: str) -> str:
 if __name__ == "__main__":
     import json
 
-    from aidoc.config import MODELS_DIR
+    from aidoc.config import models_dir
 
-    print(json.dumps(measure(MODELS_DIR), indent=2))
+    print(json.dumps(measure(models_dir()), indent=2))

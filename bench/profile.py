@@ -13,12 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from aidoc.config import ENV_PREFIX, MODELS_DIR, PROJECT_ROOT
+from aidoc.config import ENV_PREFIX, models_dir, project_dir
 from aidoc.stack import local
 from aidoc.stack.testbed import testbed
 from bench import e2e
 
-REPORTS = PROJECT_ROOT / "reports"
+REPORTS = project_dir() / "reports"
 SECONDS = 12
 WATCHED = ("web3", "eth_abi", "celery", "kombu", "redis", "requests", "torch", "nacl", "aidoc", "workers", "oracles")
 
@@ -67,7 +67,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aidoc-profile-") as run_dir:
         settings = {ENV_PREFIX + "BATCH_WAIT": "0.02", ENV_PREFIX + "POLL_INTERVAL": "0.02"}
         with testbed(Path(run_dir), ipfs_daemon=False, settings=settings) as bed:
-            result = e2e.run(bed, e2e.prepare(bed, MODELS_DIR), MODELS_DIR, 600, concurrency=2, batch_size=16)
+            result = e2e.run(bed, e2e.prepare(bed, models_dir()), models_dir(), 600, concurrency=2, batch_size=16)
     for spy in spies:
         spy.wait()
     print(f"{result['throughput_per_s']} diagnoses/s while profiled")

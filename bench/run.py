@@ -13,20 +13,18 @@ import contextlib
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 from web3 import Web3
 
-from aidoc.config import ENV_PREFIX, MODELS_DIR, PROJECT_ROOT
-from aidoc.stack.process import child_environment
+from aidoc.chain.brownie_runner import run_script
+from aidoc.config import ENV_PREFIX, child_environment, models_dir, project_dir
 from aidoc.stack.testbed import testbed
 from bench import chainlink_gas, e2e, inference
 
-REPORT = PROJECT_ROOT / "reports" / "bench.json"
+REPORT = project_dir() / "reports" / "bench.json"
 # The node's watcher polls and its sender batches every 20 ms (the defaults are 500 and 200 ms).
 NODE_SETTINGS = {ENV_PREFIX + "BATCH_WAIT": "0.02", ENV_PREFIX + "POLL_INTERVAL": "0.02"}
 # Batch sizes are upper bounds: the sender takes what has arrived within AIDOC_BATCH_WAIT, so a large
@@ -47,12 +45,10 @@ def our_gas(rpc_url: str, attempts: int = 6) -> dict[str, int]:
     1.22 now and then reports a mined transaction as "dropped without known replacement" (a race
     between its nonce and transaction lookups on anvil, its own comment says); that run is repeated."""
     for attempt in range(1, attempts + 1):
-        result = subprocess.run([sys.executable, str(PROJECT_ROOT / "tools" / "run_script.py"),
-                                 "scripts/gas_report.py", "--network", "development"], cwd=PROJECT_ROOT,
-                                capture_output=True, text=True,
-                                env=child_environment({ENV_PREFIX + "RPC_URL": rpc_url}, inherit_aidoc=True))
+        result = run_script("scripts/gas_report.py",
+                            child_environment({ENV_PREFIX + "RPC_URL": rpc_url}, inherit_aidoc=True), capture=True)
         if result.returncode == 0:
-            return json.loads((PROJECT_ROOT / "reports" / "gas.json").read_text())["gas"]
+            return json.loads((project_dir() / "reports" / "gas.json").read_text())["gas"]
         if "dropped without known replacement" not in result.stdout + result.stderr or attempt == attempts:
             raise RuntimeError("gas report failed:\n" + result.stdout[-2000:] + result.stderr[-2000:])
         print(f"gas report: Brownie lost track of a mined transaction; running it again ({attempt}/{attempts})")
@@ -70,7 +66,7 @@ def fresh_chain():
 
 def measure_e2e(n: int, concurrency: int, batch_size: int, rate: float | None = None) -> dict:
     with fresh_chain() as bed:
-        return e2e.run(bed, e2e.prepare(bed, MODELS_DIR), MODELS_DIR, n, concurrency=concurrency,
+        return e2e.run(bed, e2e.prepare(bed, models_dir()), models_dir(), n, concurrency=concurrency,
                        batch_size=batch_size, rate=rate)
 
 
@@ -93,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
         report["best"] = {"worker_concurrency": concurrency, "batch_size": batch}
         report["e2e"] = [measure_e2e(n, concurrency, batch) for n in args.n]
         report["e2e"].append(measure_e2e(500, concurrency, batch, rate=50))
-    report["inference"] = inference.measure(MODELS_DIR, quick=args.quick)
+    report["inference"] = inference.measure(models_dir(), quick=args.quick)
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)

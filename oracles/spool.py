@@ -1,7 +1,7 @@
 """Result ciphertexts on the node's disk from just before their fulfilment is sent until they are
 on IPFS. The Redis queues carry them too, but a Redis that restarts empty would take with it the
 only copy of results the requesters have already paid for; the sender's publisher finds what such
-a loss left here and publishes it (aidoc.sender.Sender.recover_spool).
+a loss left here and publishes it (aidoc.oracles.publisher.Publisher.recover_spool).
 
 Files are named <requestId>-<resultCid> and written atomically (temp file, rename). Nothing secret
 is here: each file is sealed to its requester, exactly what goes to IPFS."""
@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from aidoc.outbox import OutboxItem
+from aidoc.node.messages import OutboxItem
 
 
 @dataclass(frozen=True)

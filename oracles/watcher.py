@@ -1,4 +1,4 @@
-"""The chain watcher: `python -m oracles.watcher`.
+"""The chain watcher: `python -m aidoc.oracles.watcher`.
 
 It reads the node's DiagnosisRequested logs with eth_getLogs over bounded block ranges (no
 long-lived filters, which RPC providers drop), only up to `confirmations` blocks below the head.
@@ -19,8 +19,9 @@ import redis
 from web3 import Web3
 
 from aidoc.chain.contracts import Marketplace, decode_event, event_topic, rpc_request
+from aidoc.chain.request import DiagnosisRequest
 from aidoc.config import OracleSettings
-from aidoc.market import DiagnosisJob, DiagnosisRequest
+from aidoc.node.messages import DiagnosisJob
 
 log = logging.getLogger("aidoc.watcher")
 
@@ -179,9 +180,9 @@ class Watcher:
 
 
 def main() -> None:
-    from aidoc.node import NodeRuntime
-    from oracles.service import run_service
-    from workers.app import DIAGNOSE_TASK, app, node_queue
+    from aidoc.node.messages import Diagnose, dispatch
+    from aidoc.node.runtime import NodeRuntime
+    from aidoc.node.service import run_service
 
     def build() -> tuple[Watcher, str]:
         runtime = NodeRuntime()
@@ -189,8 +190,8 @@ def main() -> None:
         watcher = Watcher(
             ChainLogSource(marketplace, runtime.address),
             WatcherState(runtime.redis, runtime.address, marketplace.chain_id),
-            lambda jobs: app.send_task(DIAGNOSE_TASK, queue=node_queue(runtime.address),
-                                       args=[[replace(job, dispatched_at=time.time()).to_json() for job in jobs]]),
+            lambda jobs: dispatch(Diagnose(tuple(replace(job, dispatched_at=time.time()) for job in jobs)),
+                                  runtime.address, runtime.services.redis_url),
             runtime.oracle,
             start_block=marketplace.deployment.block_number,
         )

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import secrets
-from pathlib import Path
 
 from brownie import accounts, chain, web3
 
+from aidoc.chain.request import DiagnosisRequest
 from aidoc.cid import cid_v1_raw
-from aidoc.config import AID, PROJECT_ROOT, DeploySettings
+from aidoc.config import AID, DeploySettings, project_dir
 from aidoc.constants import DataType, FailureReason, Purpose, input_types_mask
-from aidoc.market import DiagnosisRequest
 from aidoc.signing import sign_consent_grant, sign_permit
 from scripts.accounts import fresh_local_account
 from scripts.deploy import deploy_marketplace
@@ -157,7 +156,7 @@ def main() -> dict:
     gas = Bench().run()
     report = {"chain_id": chain.id, "gas": gas, "targets": TARGETS,
               "meets_targets": {name: gas[name] <= limit for name, limit in TARGETS.items()}}
-    path = Path(PROJECT_ROOT) / "reports" / "gas.json"
+    path = project_dir() / "reports" / "gas.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     print("\n" + markdown(gas))

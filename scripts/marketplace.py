@@ -28,10 +28,10 @@ from brownie import (
 )
 from brownie.exceptions import VirtualMachineError
 
+from aidoc.chain.request import DiagnosisRequest
 from aidoc.config import AID, DeploySettings
 from aidoc.constants import DataType, Purpose, input_types_mask
 from aidoc.errors import AidocError, ConfigError, exit_on_user_error
-from aidoc.market import DiagnosisRequest
 from aidoc.signing import sign_consent_grant, sign_consent_revocation, sign_permit
 from scripts.accounts import fresh_local_account
 from scripts.deploy import current_marketplace

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aidoc.config import PROJECT_ROOT
+from aidoc.config import project_dir
 from aidoc.errors import exit_on_user_error
 from aidoc.models import (
     ECG_LABELS,
@@ -86,7 +86,7 @@ def predict_samples(samples: Path, truth: dict[str, str], models: list[Diagnosti
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "build" / "models", help="output folder")
+    parser.add_argument("--out", type=Path, default=project_dir() / "build" / "models", help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     parser.add_argument("--workers", type=int, default=None, help="processes simulating ECGs (default: up to 2)")
     args = parser.parse_args(argv)

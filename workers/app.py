@@ -1,4 +1,4 @@
-"""The Celery application of a node's workers: `celery -A workers.app worker`.
+"""The Celery application of a node's workers: `celery -A aidoc.workers.app worker`.
 
 Redis is the broker. Tasks are acknowledged late (after they finish), so a task whose worker dies
 is redelivered; Redis redelivers only after its visibility timeout, which the settings keep longer
@@ -9,19 +9,13 @@ from __future__ import annotations
 from celery import Celery
 
 from aidoc.config import OracleSettings, ServiceSettings
-from aidoc.node import node_queue  # noqa: F401 - where callers find it, next to the task names
-
-DIAGNOSIS_QUEUE = "aidoc.diagnoses"
-DIAGNOSE_TASK = "aidoc.diagnose"
-TRAIN_JOB_TASK = "aidoc.train_job"
-LOCAL_ROUND_TASK = "aidoc.local_round"
-AGGREGATE_TASK = "aidoc.aggregate_round"
+from aidoc.node.messages import DIAGNOSIS_QUEUE
 
 
 def make_app(services: ServiceSettings | None = None, oracle: OracleSettings | None = None) -> Celery:
     services = services or ServiceSettings()
     oracle = oracle or OracleSettings()
-    app = Celery("aidoc", broker=services.redis_url, include=["workers.tasks", "workers.training"])
+    app = Celery("aidoc", broker=services.redis_url, include=["aidoc.workers.tasks", "aidoc.workers.training"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,  # a killed worker's task goes back to the queue

@@ -27,11 +27,10 @@ from aidoc.errors import (
     WeightsHashMismatch,
     WrongKey,
 )
-from aidoc.market import DiagnosisJob
-from aidoc.outbox import OutboxItem
+from aidoc.node.messages import DiagnosisJob, OutboxItem
+from aidoc.node.stages import Stages
 from aidoc.records import HealthRecord, decode_record
 from aidoc.storage import compute_cid
-from aidoc.timing import Stages
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from celery.signals import worker_process_init
 
 from aidoc.errors import ContentMismatch, ContentNotFound, ContentTooLarge, WeightsHashMismatch
 from aidoc.models import DiagnosticModel, load_model
-from aidoc.node import NodeRuntime
+from aidoc.node.runtime import NodeRuntime
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,12 @@ import time
 import redis
 
 from aidoc.constants import FailureReason
-from aidoc.market import DiagnosisJob
-from aidoc.outbox import OutboxItem
-from aidoc.timing import Stages
-from aidoc.transient import TRANSIENT_ERRORS
-from workers.app import DIAGNOSE_TASK, app
-from workers.diagnosis import Diagnosed, Outcome, read_chain, run_diagnosis
-from workers.runtime import WorkerState, worker_state
+from aidoc.node.messages import DIAGNOSE_TASK, DiagnosisJob, OutboxItem
+from aidoc.node.retry import TRANSIENT_ERRORS
+from aidoc.node.stages import Stages
+from aidoc.workers.app import app
+from aidoc.workers.diagnosis import Diagnosed, Outcome, read_chain, run_diagnosis
+from aidoc.workers.runtime import WorkerState, worker_state
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,12 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from aidoc.errors import DeploymentNotFound
+from aidoc.config import ENV_PREFIX, ServiceSettings, child_environment
+from aidoc.errors import AidocError, DeploymentNotFound
+
+
+class DeploymentFailed(AidocError):
+    """Brownie could not deploy the marketplace (the chain refused, or the project is not built)."""
 
 CONTRACT_NAMES = (
     "AIDToken", "ConsentRegistry", "ModelRegistry", "NodeRegistry", "DiagnosisMarket", "TrainingMarket",
@@ -56,3 +61,17 @@ def load_deployment(directory: Path, chain_id: int) -> Deployment:
         block_number=int(data["block_number"]),
         contracts=dict(data["contracts"]),
     )
+
+
+def deploy_marketplace(services: ServiceSettings, *, quiet: bool = True) -> None:
+    """Deploys the marketplace with Brownie (the project's scripts/deploy.py, run in the project
+    directory) to the settings' chain, and records it in their deployments/<chainId>.json."""
+    from aidoc.chain.brownie_runner import run_script
+
+    env = child_environment({ENV_PREFIX + "RPC_URL": services.rpc_url,
+                             ENV_PREFIX + "DEPLOYMENTS_DIR": str(services.deployments_dir)}, inherit_aidoc=True)
+    deployed = run_script("scripts/deploy.py", env, capture=quiet)
+    if deployed.returncode != 0:
+        detail = (deployed.stdout or "")[-3000:] + (deployed.stderr or "")[-3000:] if quiet else ""
+        raise DeploymentFailed(f"deployment to {services.rpc_url} failed (exit status {deployed.returncode})"
+                               + (":\n" + detail if detail else ""))

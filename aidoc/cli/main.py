@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 import sys
 import time
 from decimal import Decimal, InvalidOperation
@@ -20,7 +19,7 @@ from rich.table import Table
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
-from aidoc.config import AID, ENV_PREFIX, PROJECT_ROOT, ServiceSettings
+from aidoc.config import AID, ENV_PREFIX, ServiceSettings
 from aidoc.constants import DataType, Purpose
 from aidoc.errors import AidocError, ConfigError
 from aidoc.identity import Identity, identity_from_env, load_keystore, save_keystore
@@ -164,15 +163,11 @@ def down() -> None:
 @app.command()
 @user_errors
 def deploy() -> None:
-    """Deploy the marketplace with Brownie to AIDOC_RPC_URL's chain; writes deployments/<chainId>.json."""
-    from aidoc.stack.process import child_environment
+    """Deploy the marketplace with Brownie to AIDOC_RPC_URL's chain, from the project directory (the
+    working directory or AIDOC_PROJECT_DIR); writes deployments/<chainId>.json."""
+    from aidoc.chain.deployments import deploy_marketplace
 
-    services = ServiceSettings()
-    env = child_environment({"AIDOC_RPC_URL": services.rpc_url}, inherit_aidoc=True)
-    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "tools" / "run_script.py"), "scripts/deploy.py",
-                             "--network", "development"], cwd=PROJECT_ROOT, env=env)
-    if result.returncode != 0:
-        raise typer.Exit(result.returncode)
+    deploy_marketplace(ServiceSettings(), quiet=False)
 
 
 @app.command()
@@ -373,24 +368,6 @@ def audit(record: int, account: Optional[str] = AccountOption) -> None:
         rows.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry.timestamp)), entry.action, entry.party,
                       str(entry.purposes.name or "-"), entry.detail)
     console.print(rows)
-
-
-@app.command()
-@user_errors
-def demo(patients: int = typer.Option(6, help="patients with records"),
-         requests_per_record: int = typer.Option(1),
-         train: bool = typer.Option(False, "--train", help="training instead: federated rounds across "
-                                    "institutions and DP compute-to-data jobs (what `make demo-train` runs)"),
-         institutions: int = typer.Option(4, help="institutions in the --train demo (3 to 5)")) -> None:
-    """The whole flow on a local stack it starts and stops (what `make demo` runs)."""
-    if train:
-        from aidoc.demo_training import run_training_demo
-
-        run_training_demo(console, institutions=institutions)
-        return
-    from aidoc.demo import run_demo
-
-    run_demo(console, patients=patients, requests_per_record=requests_per_record)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from aidoc.chain.request import DiagnosisRequest
 from aidoc.constants import Purpose
 from aidoc.flow.session import Session
-from aidoc.market import DiagnosisRequest
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ doctor's X25519 public key goes along as the key the result will be sealed to.""
 from __future__ import annotations
 
 from aidoc.chain.contracts import call_struct
+from aidoc.chain.request import DiagnosisRequest
 from aidoc.constants import Purpose
 from aidoc.flow.session import Session
-from aidoc.market import DiagnosisRequest
 
 
 def quote(session: Session, record_id: int, model_id: int, node: str) -> int:

@@ -1,16 +1,20 @@
-"""`aidoc up`, `aidoc down` and `aidoc node run`: the local stack, from the settings' URLs."""
+"""`aidoc up`, `aidoc down` and `aidoc node run`: the local stack, from the settings' URLs; and the
+throwaway stack the demos run on (`throwaway_stack`)."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import signal
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import urlparse
 
-from aidoc.config import ENV_PREFIX, OracleSettings, ServiceSettings
+from aidoc.config import ENV_PREFIX, OracleSettings, ServiceSettings, is_set
 from aidoc.identity import Identity
-from aidoc.stack.process import ManagedProcess, ServiceStartError, port_open, stop_recorded
+from aidoc.stack.process import ManagedProcess, ServiceStartError, free_port, port_open, stop_recorded
 from aidoc.stack.services import anvil, node_processes, redis_server
 
 
@@ -47,15 +51,7 @@ def stop_stack(services: ServiceSettings) -> Iterator[str]:
 def node_environment(services: ServiceSettings, identity: Identity) -> dict[str, str]:
     """What a node's child processes need on top of the (secret-free) AIDOC_ settings inherited from
     here: the settings in effect and the node's key, which is the one secret they get."""
-    return {
-        ENV_PREFIX + "RPC_URL": services.rpc_url,
-        ENV_PREFIX + "REDIS_URL": services.redis_url,
-        ENV_PREFIX + "IPFS_API": services.ipfs_api,
-        ENV_PREFIX + "STORE_DIR": str(services.store_dir),
-        ENV_PREFIX + "DEPLOYMENTS_DIR": str(services.deployments_dir),
-        ENV_PREFIX + "BUILD_DIR": str(services.build_dir),
-        ENV_PREFIX + "NODE_PRIVATE_KEY": identity.account.key.hex(),
-    }
+    return {**services.to_env(), ENV_PREFIX + "NODE_PRIVATE_KEY": identity.account.key.hex()}
 
 
 def start_node(services: ServiceSettings, identity: Identity, concurrency: int | None = None, *,
@@ -125,3 +121,28 @@ def run_node(services: ServiceSettings, identity: Identity, concurrency: int, sa
         for process in reversed(processes):
             process.stop()
         say("node stopped")
+
+
+@contextlib.contextmanager
+def throwaway_stack(run_dir: Path) -> Iterator[tuple[ServiceSettings, contextlib.ExitStack]]:
+    """A stack of its own in `run_dir` (emptied first): anvil on 8545 or a free port (unless
+    AIDOC_RPC_URL names a chain), Redis on a free port, the embedded IPFS store in `run_dir` (or
+    AIDOC_IPFS_API), keystores and logs in `run_dir`. Nothing of this process's environment changes:
+    the settings it yields say where everything is, and are what the caller passes on. All of it
+    stops on exit, with whatever the caller adds to the ExitStack (the marketplace is not deployed:
+    `aidoc.chain.deployments.deploy_marketplace`)."""
+    from aidoc.stack.services import anvil, redis_server
+
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    settings = ServiceSettings()
+    rpc_url = settings.rpc_url if is_set("RPC_URL") else (
+        f"http://127.0.0.1:{8545 if not port_open('127.0.0.1', 8545) else free_port()}")
+    redis_port = free_port()
+    services = replace(settings, rpc_url=rpc_url, redis_url=f"redis://127.0.0.1:{redis_port}/0",
+                       store_dir=run_dir / "ipfs", keystore_dir=run_dir / "keystores", run_dir=run_dir)
+    with contextlib.ExitStack() as stack:
+        if not is_set("RPC_URL"):
+            stack.enter_context(anvil(run_dir, _host_port(rpc_url, 8545)[1]))
+        stack.enter_context(redis_server(run_dir, redis_port))
+        yield services, stack

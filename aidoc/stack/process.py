@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from aidoc.config import child_environment
 from aidoc.errors import AidocError
 
 
@@ -36,20 +37,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-SECRET_VARIABLES = ("AIDOC_PASSWORD", "AIDOC_PRIVATE_KEY", "AIDOC_NODE_PRIVATE_KEY")
-
-
-def child_environment(extra: dict[str, str], inherit_aidoc: bool) -> dict[str, str]:
-    """The environment a child process gets: this one's, without secrets (and without any AIDOC_
-    setting for third-party servers), plus `extra`, which alone may hand a child a secret."""
-    base = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in SECRET_VARIABLES and (inherit_aidoc or not key.startswith("AIDOC_"))
-    }
-    return {**base, **extra}
 
 
 @dataclass

@@ -7,13 +7,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from aidoc.config import PROJECT_ROOT
+from aidoc.config import project_dir
+from aidoc.node.messages import node_queue
 from aidoc.stack.process import ManagedProcess, ServiceStartError
 
 
 def anvil(run_dir: Path, port: int = 8545, chain_id: int | None = None, block_time: float | None = None) -> ManagedProcess:
     """A local anvil chain (npm @foundry-rs/anvil) with automining, EIP-1559 fees, zero base fee."""
-    binary = shutil.which("anvil") or str(PROJECT_ROOT / "node_modules" / ".bin" / "anvil")
+    binary = shutil.which("anvil") or str(project_dir() / "node_modules" / ".bin" / "anvil")
     command = [binary, "--port", str(port), "--host", "127.0.0.1", "--block-base-fee-per-gas", "0",
                "--silent"]
     if chain_id is not None:
@@ -53,13 +54,13 @@ def _log_says(process: ManagedProcess, marker: str) -> bool:
 
 def celery_worker(run_dir: Path, env: dict[str, str], *, concurrency: int = 2, name: str = "worker",
                   queues: list[str] | None = None) -> ManagedProcess:
-    """A Celery worker of workers.app (prefork pool) consuming `queues` (default: the app's default
+    """A Celery worker of aidoc.workers.app (prefork pool) consuming `queues` (default: the app's default
     queue), ready once Celery logs 'ready'."""
-    command = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "INFO",
+    command = [sys.executable, "-m", "celery", "-A", "aidoc.workers.app", "worker", "--loglevel", "INFO",
                *(["--queues", ",".join(queues)] if queues else []),
                "--concurrency", str(concurrency), "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",
                "--without-heartbeat"]
-    process = ManagedProcess(name, command, run_dir, env=env, cwd=PROJECT_ROOT, startup_timeout=120,
+    process = ManagedProcess(name, command, run_dir, env=env, cwd=project_dir(), startup_timeout=120,
                              inherit_aidoc=True)
     process.log_path.unlink(missing_ok=True)
     process.ready = lambda: _log_says(process, " ready.")
@@ -67,9 +68,9 @@ def celery_worker(run_dir: Path, env: dict[str, str], *, concurrency: int = 2, n
 
 
 def oracle_process(kind: str, run_dir: Path, env: dict[str, str]) -> ManagedProcess:
-    """`python -m oracles.watcher` or `python -m oracles.sender`, ready once it logs its start."""
+    """`python -m aidoc.oracles.watcher` or `python -m aidoc.oracles.sender`, ready once it logs its start."""
     marker = {"watcher": "watching DiagnosisRequested", "sender": "sending for node"}[kind]
-    process = ManagedProcess(kind, [sys.executable, "-m", f"oracles.{kind}"], run_dir, env=env, cwd=PROJECT_ROOT,
+    process = ManagedProcess(kind, [sys.executable, "-m", f"aidoc.oracles.{kind}"], run_dir, env=env, cwd=project_dir(),
                              startup_timeout=60, inherit_aidoc=True)
     process.log_path.unlink(missing_ok=True)
     process.ready = lambda: _log_says(process, marker)
@@ -78,8 +79,6 @@ def oracle_process(kind: str, run_dir: Path, env: dict[str, str]) -> ManagedProc
 
 def node_processes(run_dir: Path, env: dict[str, str], node: str, concurrency: int = 2) -> list[ManagedProcess]:
     """A node's worker (on the node's own queue), watcher and sender, in start order."""
-    from aidoc.node import node_queue
-
     return [
         celery_worker(run_dir, env, concurrency=concurrency, queues=[node_queue(node)]),
         oracle_process("sender", run_dir, env),

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from aidoc.config import AID, ENV_PREFIX, MODELS_DIR, PROJECT_ROOT, ServiceSettings
+from aidoc.chain.deployments import deploy_marketplace
+from aidoc.config import AID, ENV_PREFIX, ServiceSettings, models_dir, project_dir
 from aidoc.identity import Identity
-from aidoc.stack.process import ManagedProcess, child_environment, free_port
+from aidoc.stack.process import ManagedProcess, free_port
 
 
 @dataclass
@@ -39,23 +40,14 @@ class Testbed:
         return self.session(identity, marketplace)
 
 
-def ensure_trained_models(models_dir: Path = MODELS_DIR) -> Path:
-    """The trained models and sample records: scripts/train_models.py runs once per checkout
-    (`make models` does it too)."""
-    if not (models_dir / "metrics.json").exists():
-        subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "train_models.py"), "--out", str(models_dir)],
-                       check=True, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL)
-    return models_dir
-
-
-def deploy(services: ServiceSettings) -> None:
-    """Deploys the marketplace with Brownie (scripts/deploy.py) to the settings' chain."""
-    deployed = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "tools" / "run_script.py"), "scripts/deploy.py", "--network",
-         "development"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-        env=child_environment({ENV_PREFIX + "RPC_URL": services.rpc_url}, inherit_aidoc=True))
-    if deployed.returncode != 0:
-        raise RuntimeError("deployment failed:\n" + deployed.stdout[-3000:] + deployed.stderr[-3000:])
+def ensure_trained_models(directory: Path | None = None) -> Path:
+    """The trained models and sample records (default: the project's build/models):
+    scripts/train_models.py runs once per checkout (`make models` does it too)."""
+    directory = directory or models_dir()
+    if not (directory / "metrics.json").exists():
+        subprocess.run([sys.executable, str(project_dir() / "scripts" / "train_models.py"), "--out", str(directory)],
+                       check=True, cwd=project_dir(), stdout=subprocess.DEVNULL)
+    return directory
 
 
 @contextlib.contextmanager
@@ -84,7 +76,7 @@ def testbed(run_dir: Path, *, ipfs_daemon: bool = True, settings: dict[str, str]
             from aidoc.stack.ipfs import ipfs_daemon as js_ipfs
 
             bed.processes["ipfs"] = js_ipfs(run_dir, run_dir / "ipfs-repo", ports["ipfs"]).start()
-        deploy(bed.services)
+        deploy_marketplace(bed.services)
         yield bed
     finally:
         for process in reversed(list(bed.processes.values())):

@@ -10,9 +10,9 @@ from brownie import accounts, chain
 from brownie.exceptions import VirtualMachineError
 from hexbytes import HexBytes
 
+from aidoc.chain.request import DiagnosisRequest
 from aidoc.config import AID, DeploySettings
 from aidoc.constants import DataType, Purpose, input_types_mask
-from aidoc.market import DiagnosisRequest
 from scripts.accounts import fresh_local_account
 from scripts.deploy import deploy_marketplace
 

@@ -4,8 +4,8 @@ import pytest
 from brownie import chain, web3
 from eth_abi import encode
 
+from aidoc.chain.request import DiagnosisRequest
 from aidoc.constants import DataType, ModelStatus, Purpose, RequestStatus, input_types_mask
-from aidoc.market import DiagnosisRequest
 from aidoc.signing import sign_permit
 from conftest import (
     DAY,

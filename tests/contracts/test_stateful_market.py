@@ -15,8 +15,8 @@ from brownie.exceptions import VirtualMachineError
 from brownie.test import strategy
 from hypothesis import HealthCheck
 
+from aidoc.chain.request import DiagnosisRequest
 from aidoc.constants import Purpose, RequestStatus
-from aidoc.market import DiagnosisRequest
 from conftest import COMMITMENT, DAY, RESULT_CID, RESULT_KEY, now, register_record
 
 STEPS = int(os.environ.get("AIDOC_STATEFUL_STEPS", "30"))

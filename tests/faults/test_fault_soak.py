@@ -36,7 +36,7 @@ from pathlib import Path
 import redis
 
 from aidoc.chain.contracts import call_struct, open_marketplace, rpc_request
-from aidoc.config import AID, PROJECT_ROOT, ServiceSettings
+from aidoc.config import AID, ServiceSettings, project_dir
 from aidoc.constants import DataType, Purpose, RequestStatus
 from aidoc.flow.result import fetch_result, wait_for_settlements
 from aidoc.stack.local import NodeSupervisor, start_node
@@ -47,7 +47,7 @@ REQUESTS = int(os.environ.get("AIDOC_FAULT_REQUESTS", "300"))
 RATE = 25.0  # requests per second during each phase
 RECORDS = 12
 NODE_STAKE, NODE_FEE, PRICE, ROYALTY = 1_000 * AID, 2 * AID, 5 * AID, AID
-REPORT = PROJECT_ROOT / "reports" / "faults.json"
+REPORT = project_dir() / "reports" / "faults.json"
 
 
 @dataclass
@@ -182,17 +182,15 @@ def reorg(run: Run) -> None:
 
 def deliver_twice(run: Run, first_block: int) -> None:
     """Hands every request seen since `first_block` to the workers twice more."""
-    from oracles.watcher import ChainLogSource
-    from workers.app import DIAGNOSE_TASK, make_app, node_queue
+    from aidoc.node.messages import Diagnose, dispatch
+    from aidoc.oracles.watcher import ChainLogSource
 
     time.sleep(2.0)
     source = ChainLogSource(run.doctor.marketplace, run.node.address)
     jobs = [found.job for found in source.request_logs(first_block, source.head())]
-    app = make_app()
     for _ in range(2):
         for index in range(0, len(jobs), 8):
-            app.send_task(DIAGNOSE_TASK, queue=node_queue(run.node.address),
-                          args=[[job.to_json() for job in jobs[index:index + 8]]])
+            dispatch(Diagnose(tuple(jobs[index:index + 8])), run.node.address, run.bed.services.redis_url)
     run.injected["request delivered twice more"] += len(jobs)
 
 

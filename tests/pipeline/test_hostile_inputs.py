@@ -42,7 +42,7 @@ from nacl.public import PrivateKey, PublicKey, SealedBox
 from test_oracle_e2e import balance, node_earnings, register_raw, valid_panel_bytes
 
 from aidoc.chain.contracts import TransactionReverted
-from aidoc.config import AID, PROJECT_ROOT
+from aidoc.config import AID, project_dir
 from aidoc.constants import DataType, FailureReason, Purpose, RequestStatus
 from aidoc.crypto import SealedRecord, encrypt_record
 from aidoc.crypto.envelope import NONCE_BYTES, RECORD_MAGIC
@@ -54,6 +54,7 @@ from aidoc.models import ARCHITECTURES, load_model
 from aidoc.records import encode_record, load_record_file
 from aidoc.storage import compute_cid, parse_cid
 from aidoc.storage.unixfs import DAG_PB_CODEC, cid_bytes, cid_string
+from aidoc.workers.diagnosis import MAX_ENVELOPE_BYTES
 from conftest import (
     MODEL_PRICE,
     NODE_FEE,
@@ -64,7 +65,6 @@ from conftest import (
     samples_of,
     settle,
 )
-from workers.diagnosis import MAX_ENVELOPE_BYTES
 
 FULFILLED = RequestStatus.FULFILLED
 CORRUPT = FailureReason.CORRUPT_RECORD
@@ -73,7 +73,7 @@ TOO_LARGE = FailureReason.RECORD_TOO_LARGE
 WEIGHTS_MISMATCH = FailureReason.WEIGHTS_MISMATCH
 MODEL_ERROR = FailureReason.MODEL_ERROR
 UNSUPPORTED = FailureReason.UNSUPPORTED_INPUT
-REPORT = PROJECT_ROOT / "reports" / "hostile-inputs.json"
+REPORT = project_dir() / "reports" / "hostile-inputs.json"
 RECORD_PREFIX = struct.Struct("<4sBH")  # aidoc.records.record: magic, version, header length
 
 GENERATE_ONLY = settings(database=None, deadline=None, phases=[Phase.generate],

@@ -234,15 +234,13 @@ def _send_unmined(session, call, gas: int):
 
 def test_the_same_event_delivered_twice_is_fulfilled_once(stack, node, doctor, models, models_dir, funded,
                                                           redis_client):
-    from aidoc.market import DiagnosisJob
-    from workers.app import DIAGNOSE_TASK, make_app, node_queue
+    from aidoc.node.messages import Diagnose, DiagnosisJob, dispatch
 
     record = consented_record(funded(0), doctor, node, samples_of(models_dir, DataType.LAB_PANEL)[0])
     request_id, terms = request_diagnosis(doctor, record, models[DataType.LAB_PANEL], node.address)
     job = DiagnosisJob(request_id, terms, doctor.identity.encryption_public_key, "0x" + "11" * 32, "0x" + "22" * 32, 0)
-    app = make_app()
     for _ in range(2):  # two more deliveries next to the watcher's own
-        app.send_task(DIAGNOSE_TASK, queue=node_queue(node.address), args=[[job.to_json()]])
+        dispatch(Diagnose((job,)), node.address, stack.services.redis_url)
     settle(doctor, [request_id])
     market = doctor.marketplace.market
     start = doctor.marketplace.deployment.block_number
@@ -253,15 +251,14 @@ def test_the_same_event_delivered_twice_is_fulfilled_once(stack, node, doctor, m
 
 
 def test_a_fulfilled_request_redelivered_later_is_skipped(stack, node, doctor, models, models_dir, funded):
-    from aidoc.market import DiagnosisJob
-    from workers.app import DIAGNOSE_TASK, make_app, node_queue
+    from aidoc.node.messages import Diagnose, DiagnosisJob, dispatch
 
     record = consented_record(funded(0), doctor, node, samples_of(models_dir, DataType.LAB_PANEL)[0])
     request_id, terms = request_diagnosis(doctor, record, models[DataType.LAB_PANEL], node.address)
     settle(doctor, [request_id])
     nonce = doctor.marketplace.w3.eth.get_transaction_count(node.address)
     job = DiagnosisJob(request_id, terms, doctor.identity.encryption_public_key, "0x" + "33" * 32, "0x" + "44" * 32, 0)
-    make_app().send_task(DIAGNOSE_TASK, queue=node_queue(node.address), args=[[job.to_json()]])
+    dispatch(Diagnose((job,)), node.address, stack.services.redis_url)
     skipped = (f"request {request_id}: not pending", f"request {request_id}: already handled",
                f"request {request_id}: another delivery holds it")
     log_path = node.processes[0].log_path

@@ -12,7 +12,7 @@ from aidoc.chain.transactions import Transactor
 from aidoc.constants import DataType, RequestStatus
 from aidoc.errors import ContentNotFound, ContentUnreachable
 from aidoc.flow.request import request_diagnosis
-from aidoc.outbox import Outbox
+from aidoc.node.outbox import Outbox
 from conftest import consented_record, samples_of, settle
 
 

@@ -55,9 +55,8 @@ def wait(condition, what: str, timeout: float = 120) -> None:
 
 
 def test_federated_rounds_pay_each_update_and_post_a_verifiable_fedavg(stack, funded, split, base_id, tmp_path):
-    from aidoc.flow.training import open_federated_training, round_info, training_state
-    from workers.app import AGGREGATE_TASK, LOCAL_ROUND_TASK, make_app, node_queue
-    from workers.training import round_updates
+    from aidoc.flow.training import open_federated_training, round_info, run_federated_training, training_state
+    from aidoc.training.cohort import round_updates
 
     nodes, processes = [], []
     try:
@@ -75,15 +74,10 @@ def test_federated_rounds_pay_each_update_and_post_a_verifiable_fedavg(stack, fu
         training_id = open_federated_training(sponsor, base_id, [n.address for n in nodes], aggregator.address,
                                               reward_per_update=REWARD, aggregator_fee=FEE, max_rounds=2,
                                               target_accuracy=0.9999)
-        app, rounds = make_app(), sponsor.marketplace.rounds.functions
-        for round_number in (1, 2):
-            for node in nodes:
-                app.send_task(LOCAL_ROUND_TASK, args=[training_id, round_number], queue=node_queue(node.address))
-            wait(lambda: all(rounds.getUpdate(training_id, round_number, n.address).call()[2] for n in nodes),
-                 f"round {round_number}'s updates")
-            app.send_task(AGGREGATE_TASK, args=[training_id, round_number], queue=node_queue(aggregator.address))
-            wait(lambda: training_state(sponsor, training_id)["currentRound"] != round_number
-                 or training_state(sponsor, training_id)["status"] != TrainingStatus.RUNNING, f"round {round_number}'s aggregate")
+        finished = []
+        run_federated_training(sponsor, training_id, [n.address for n in nodes], aggregator.address,
+                               on_round=lambda number, _: finished.append(number), timeout=120)
+        assert finished == [1, 2]
         state = training_state(sponsor, training_id)
         assert state["status"] == TrainingStatus.FINISHED and state["currentRound"] == 2 and state["modelId"]  # finished at the round limit
         # Anyone can recompute the last aggregate from the on-chain updates and compare its hash.
@@ -103,11 +97,12 @@ def test_federated_rounds_pay_each_update_and_post_a_verifiable_fedavg(stack, fu
 
 def test_a_dp_job_pays_each_contributing_record_and_respects_epsilon_limits(stack, funded, split, base_id,
                                                                             tmp_path):
+    from aidoc.chain.contracts import call_struct
     from aidoc.flow.audit import audit_trail
     from aidoc.flow.consent import grant_consent
     from aidoc.flow.record import add_record
-    from aidoc.flow.training import open_training_job, set_epsilon_limit, wait_for_job
-    from workers.app import TRAIN_JOB_TASK, make_app, node_queue
+    from aidoc.flow.training import open_training_job, run_training_job, set_epsilon_limit
+    from aidoc.training.cohort import CohortOpening, verify_cohort
 
     node, processes = start_training_node(stack, funded, "compute", split.test_features[:1], split.test_targets[:1],
                                           tmp_path)
@@ -132,8 +127,7 @@ def test_a_dp_job_pays_each_contributing_record_and_respects_epsilon_limits(stac
         buyer_before = token.balanceOf(buyer.address).call()
         job_id = open_training_job(buyer, base_id, node.address, epsilon=2.0, delta=1e-5,
                                    royalty_per_record=ROYALTY, node_fee=NODE_FEE, max_records=20)
-        make_app().send_task(TRAIN_JOB_TASK, args=[job_id], queue=node_queue(node.address))
-        job = wait_for_job(buyer, job_id, timeout=180)
+        job = run_training_job(buyer, job_id, node.address, timeout=180)
         assert job["status"] == JobStatus.COMPLETED, job
         used = job["recordCount"]
         assert used == 11  # the 12 consented records but the capped one
@@ -151,6 +145,20 @@ def test_a_dp_job_pays_each_contributing_record_and_respects_epsilon_limits(stac
         assert any(e.action == "accessed" and e.purposes == Purpose.TRAINING and f"training job {job_id}" in e.detail
                    for e in trail)
         assert not any(e.action == "accessed" for e in audit_trail(owners[0], capped))
+        # The node kept the opening of its cohort commitment: an auditor checks it against the chain.
+        completed = contracts.training.events.JobCompleted().get_logs(
+            from_block=contracts.deployment.block_number, argument_filters={"jobId": job_id})
+        commitment = bytes(completed[0]["args"]["cohortCommitment"])
+        opening_path = stack.services.run_dir / "cohorts" / node.address.lower() / f"job-{job_id}.json"
+        opening = CohortOpening.from_json(opening_path.read_text())
+        used_ids = [int(e["args"]["recordId"]) for e in contracts.training.events.RecordUsedForTraining().get_logs(
+            from_block=contracts.deployment.block_number, argument_filters={"jobId": job_id})]
+        hashes = {r: bytes(call_struct(contracts.consents, "getRecord", r)["ciphertextHash"]) for r in opening.record_ids}
+        assert len(opening.members) == used and sum(m.held_out for m in opening.members) == completed[0]["args"]["heldOutCount"]
+        assert verify_cohort(opening, commitment, used_ids, hashes)
+        assert records[0] not in opening.record_ids  # the capped record is not in the cohort
+        tampered = CohortOpening(opening.job_id, opening.salt, opening.members[1:])
+        assert not verify_cohort(tampered, commitment)
     finally:
         for process in reversed(processes):
             process.stop()

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 import pytest
 import redis as redis_lib
 
+from aidoc.chain.request import DiagnosisRequest
 from aidoc.config import OracleSettings
-from aidoc.market import DiagnosisJob, DiagnosisRequest
+from aidoc.node.messages import DiagnosisJob
+from aidoc.oracles.watcher import RequestLog, Watcher, WatcherState, block_ranges
 from aidoc.stack.process import free_port
 from aidoc.stack.services import redis_server
-from oracles.watcher import RequestLog, Watcher, WatcherState, block_ranges
 
 NODE = "0x" + "ab" * 20
 

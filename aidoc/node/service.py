@@ -1,5 +1,5 @@
-"""What the watcher and the sender share as processes: logging, one-line errors for a bad setting,
-and a clean stop on SIGTERM or Ctrl-C."""
+"""What the node's long-running processes (watcher, sender) share: logging, one-line errors for a
+bad setting, and a clean stop on SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
@@ -7,14 +7,22 @@ import logging
 import signal
 from typing import Callable, Protocol
 
+from aidoc.config import OracleSettings
 from aidoc.errors import exit_on_user_error
-from aidoc.logs import configure_logging
 
 
 class Service(Protocol):
     def run(self) -> None: ...
 
     def stop(self, *_: object) -> None: ...
+
+
+def configure_logging(level: str | None = None) -> None:
+    """One line per event (AIDOC_LOG_LEVEL, default INFO); never record content or keys."""
+    logging.basicConfig(
+        level=(level or OracleSettings().log_level).upper(),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
 
 
 def run_service(name: str, build: Callable[[], tuple[Service, str]]) -> None:

@@ -1,40 +1,32 @@
-"""What a compute node's processes share: its identity, the marketplace, storage and its outbox.
+"""What each of a compute node's processes holds: its identity, the marketplace, storage, Redis and its outbox.
 
 The node's key comes from AIDOC_NODE_PRIVATE_KEY, or from the keystore AIDOC_NODE_ACCOUNT opened
-with AIDOC_PASSWORD. Each process (a Celery worker child, the watcher, the sender) builds one
+with AIDOC_PASSWORD (KeySettings). Each process (a Celery worker child, the watcher, the sender) builds one
 NodeRuntime and keeps it."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import redis
 
 from aidoc.chain.contracts import Marketplace, open_marketplace
-from aidoc.config import ENV_PREFIX, OracleSettings, ServiceSettings
+from aidoc.config import ENV_PREFIX, KeySettings, OracleSettings, ServiceSettings
 from aidoc.errors import ConfigError
-from aidoc.identity import Identity, identity_from_env, load_keystore
-from aidoc.outbox import Outbox
+from aidoc.identity import Identity, identity_from_key, load_keystore
+from aidoc.node.outbox import Outbox
 from aidoc.storage import ContentStore, open_store
-
-
-def node_queue(node: str) -> str:
-    """The Celery queue only `node`'s workers consume: several nodes may share one Redis, and a task
-    must reach the node whose key opens its records and whose sender signs its transaction."""
-    return f"aidoc.node.{node.lower()}"
 
 
 def node_identity(services: ServiceSettings) -> Identity:
     """The node's key, from the environment or its keystore."""
-    identity = identity_from_env("NODE_PRIVATE_KEY")
+    keys = KeySettings()
+    identity = identity_from_key(keys.node_private_key)
     if identity is not None:
         return identity
-    name = os.environ.get(ENV_PREFIX + "NODE_ACCOUNT", "")
-    password = os.environ.get(ENV_PREFIX + "PASSWORD")
-    if name and password is not None:
-        return load_keystore(services.keystore_dir, name, password)
+    if keys.node_account and keys.password is not None:
+        return load_keystore(services.keystore_dir, keys.node_account, keys.password)
     raise ConfigError(
         f"no node key: set {ENV_PREFIX}NODE_ACCOUNT (a keystore name) and {ENV_PREFIX}PASSWORD, "
         f"or {ENV_PREFIX}NODE_PRIVATE_KEY"

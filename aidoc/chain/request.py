@@ -4,8 +4,7 @@ back to fulfil, fulfilBatch, reportFailure, cancel and rateModel."""
 
 from __future__ import annotations
 
-import base64
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import astuple, dataclass
 from typing import Any, Mapping, Sequence
 
 
@@ -43,33 +42,3 @@ class DiagnosisRequest:
         requester, node, provider, data_owner, record_id, model_id, model_fee, royalty, node_fee, deadline = value
         return cls(str(requester), str(node), str(provider), str(data_owner), int(record_id), int(model_id),
                    int(model_fee), int(royalty), int(node_fee), int(deadline))
-
-
-@dataclass(frozen=True)
-class DiagnosisJob:
-    """What the watcher hands to a worker: one DiagnosisRequested event."""
-
-    request_id: int
-    request: DiagnosisRequest
-    result_key: bytes
-    block_hash: str
-    tx_hash: str
-    log_index: int
-    dispatched_at: float = 0.0  # when the watcher queued it (wall clock), for the queue-wait figure
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data["result_key"] = base64.b64encode(self.result_key).decode()
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict) -> "DiagnosisJob":
-        return cls(
-            request_id=int(data["request_id"]),
-            request=DiagnosisRequest(**data["request"]),
-            result_key=base64.b64decode(data["result_key"]),
-            block_hash=data["block_hash"],
-            tx_hash=data["tx_hash"],
-            log_index=int(data["log_index"]),
-            dispatched_at=float(data.get("dispatched_at", 0.0)),
-        )

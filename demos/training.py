@@ -1,4 +1,4 @@
-"""`make demo-train` / `aidoc demo --train`: training without taking the data, on a local stack.
+"""`make demo-train` (`python -m demos.training`): training without taking the data, on a local stack.
 
 Institutions each run a node (Celery worker on its own queue, and the sender that alone signs
 with its key) over breast-cancer panels only they hold, split non-IID. A sponsor opens a federated
@@ -15,8 +15,7 @@ centrally trained upper bound and the two DP models, the royalties paid and one 
 
 from __future__ import annotations
 
-import hashlib
-import time
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +25,9 @@ from rich.table import Table
 
 from aidoc.config import AID, ENV_PREFIX
 from aidoc.constants import EPSILON_MILLI, DataType, JobStatus, Purpose, TrainingStatus
-from aidoc.demo import aid, local_stack, show_audit
-from aidoc.errors import AidocError
+from aidoc.errors import AidocError, exit_on_user_error
 from aidoc.identity import Identity
+from demos.marketplace import aid, demo_stack, show_audit
 
 STAKE, NODE_FEE, PRICE = 1_000 * AID, 2 * AID, 5 * AID
 REWARD_PER_UPDATE, AGGREGATOR_FEE = AID, 2 * AID
@@ -54,7 +53,7 @@ def run_training_demo(console: Console, institutions: int = 4) -> None:
         raise AidocError("the training demo runs 3 to 5 institutions")
     # Strongly non-IID (Dirichlet alpha 0.3): some institutions see almost only one class.
     split = federated_split(institutions, alpha=0.3, seed=5)
-    with local_stack(console, "demo-train") as (services, stack):
+    with demo_stack(console, "demo-train") as (services, stack):
         run_training_flow(console, services, stack, split)
     console.print("stack stopped")
 
@@ -139,37 +138,25 @@ def run_training_flow(console: Console, services, stack, split) -> None:
 
 
 def run_federated(console: Console, sponsor: Party, institutions: list[Party], aggregator: Party, base_id: int):
-    from aidoc.flow.training import open_federated_training, round_info, training_state
+    from aidoc.flow.training import model_weights, open_federated_training, run_federated_training
     from aidoc.models.artifacts import load_model
-    from workers.app import AGGREGATE_TASK, LOCAL_ROUND_TASK, make_app, node_queue
 
-    app = make_app()
     training_id = open_federated_training(
         sponsor.session, base_id, [i.identity.address for i in institutions], aggregator.identity.address,
         reward_per_update=REWARD_PER_UPDATE, aggregator_fee=AGGREGATOR_FEE, max_rounds=MAX_ROUNDS,
         target_accuracy=TARGET_ACCURACY)
     console.print(f"sponsor opened training {training_id}: up to {MAX_ROUNDS} rounds, target accuracy "
                   f"{TARGET_ACCURACY:.1%}, {aid(REWARD_PER_UPDATE)} per update")
-    rounds = sponsor.session.marketplace.rounds
-    while True:
-        state = training_state(sponsor.session, training_id)
-        if state["status"] != TrainingStatus.RUNNING:
-            break
-        round_number = state["currentRound"]
-        for member in institutions:
-            app.send_task(LOCAL_ROUND_TASK, args=[training_id, round_number], queue=node_queue(member.identity.address))
-        _wait(lambda: all(rounds.functions.getUpdate(training_id, round_number, m.identity.address).call()[2]
-                          for m in institutions), f"the updates of round {round_number}")
-        app.send_task(AGGREGATE_TASK, args=[training_id, round_number], queue=node_queue(aggregator.identity.address))
-        _wait(lambda: training_state(sponsor.session, training_id)["currentRound"] != round_number
-              or training_state(sponsor.session, training_id)["status"] != TrainingStatus.RUNNING, f"the aggregate of round {round_number}")
-        info = round_info(sponsor.session, training_id, round_number)
+
+    def report(round_number: int, info: dict) -> None:
         console.print(f"round {round_number}: {len(institutions)} updates, aggregate {info['aggregateCid'][:16]}… "
                       f"scored {info['metricBps'] / 100:.2f}% by the aggregator")
-    final = round_info(sponsor.session, training_id, state["currentRound"])
-    weights = sponsor.session.store.cat(final["aggregateCid"])
-    if hashlib.sha256(weights).digest() != bytes(final["aggregateSha256"]):
-        raise AidocError("the final aggregate on IPFS does not match its on-chain sha256")
+
+    state = run_federated_training(sponsor.session, training_id, [i.identity.address for i in institutions],
+                                   aggregator.identity.address, on_round=report)
+    if state["status"] != TrainingStatus.FINISHED:
+        raise AidocError(f"training {training_id} ended {TrainingStatus(state['status']).name}, not finished")
+    weights = model_weights(sponsor.session, state["modelId"])
     console.print(f"training finished after {state['currentRound']} round(s); the aggregate is model {state['modelId']}")
     return load_model(weights, None).network, state["currentRound"]
 
@@ -177,10 +164,9 @@ def run_federated(console: Console, sponsor: Party, institutions: list[Party], a
 def run_dp_jobs(console: Console, party, node: Party, base_id: int, split):
     from aidoc.flow.consent import grant_consent
     from aidoc.flow.record import add_record
-    from aidoc.flow.training import open_training_job, set_epsilon_limit, wait_for_job
+    from aidoc.flow.training import model_weights, open_training_job, run_training_job, set_epsilon_limit
     from aidoc.models.artifacts import load_model
     from aidoc.training.federated import accuracy
-    from workers.app import TRAIN_JOB_TASK, make_app, node_queue
 
     researcher = party("researcher", 1_000 * AID)
     marketplace = researcher.session.marketplace
@@ -198,19 +184,15 @@ def run_dp_jobs(console: Console, party, node: Party, base_id: int, split):
         first_record = first_record or record_id
     console.print(f"{len(pool)} patients put a labelled panel on IPFS (encrypted to the compute node) and granted "
                   f"the researcher TRAINING; patient 2 capped her record at epsilon {CAPPED_EPSILON:g}")
-    app, rows = make_app(), []
+    rows = []
     for epsilon in DP_EPSILONS:
         job_id = open_training_job(researcher.session, base_id, node.identity.address, epsilon=epsilon,
                                    delta=DP_DELTA, royalty_per_record=ROYALTY_PER_RECORD, node_fee=NODE_FEE,
                                    max_records=len(pool))
-        app.send_task(TRAIN_JOB_TASK, args=[job_id], queue=node_queue(node.identity.address))
-        job = wait_for_job(researcher.session, job_id)
+        job = run_training_job(researcher.session, job_id, node.identity.address)
         if job["status"] != JobStatus.COMPLETED:
             raise AidocError(f"training job {job_id} ended {JobStatus(job['status']).name}, not completed")
-        model = marketplace.models.functions.getModel(job["modelId"]).call()
-        weights = researcher.session.store.cat(model[7])
-        if hashlib.sha256(weights).digest() != bytes(model[4]):
-            raise AidocError(f"the weights of model {job['modelId']} do not match their on-chain sha256")
+        weights = model_weights(researcher.session, job["modelId"])
         value = accuracy(load_model(weights, None).network, split.test_features, split.test_targets)
         console.print(f"job {job_id}: DP-SGD at epsilon {epsilon:g} (delta {DP_DELTA:g}) on {job['recordCount']} "
                       f"records, epsilon spent {job['epsilonSpentMilli'] / EPSILON_MILLI:.2f}; model {job['modelId']}")
@@ -218,9 +200,12 @@ def run_dp_jobs(console: Console, party, node: Party, base_id: int, split):
     return rows, patients, first_record
 
 
-def _wait(done, what: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise AidocError(f"{what} did not arrive within {timeout:.0f} s; see the logs in .run/demo-train")
-        time.sleep(0.5)
+@exit_on_user_error
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Federated rounds and DP compute-to-data training, paid on-chain.")
+    parser.add_argument("--institutions", type=int, default=4, help="institutions (3 to 5, default 4)")
+    run_training_demo(Console(), institutions=parser.parse_args().institutions)
+
+
+if __name__ == "__main__":
+    main()

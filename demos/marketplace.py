@@ -1,4 +1,4 @@
-"""`make demo` / `aidoc demo`: the whole marketplace on a local stack it starts and stops.
+"""`make demo` (`python -m demos.marketplace`): the whole marketplace on a local stack it starts and stops.
 
 anvil (or the chain at AIDOC_RPC_URL), Redis, the embedded IPFS store (or AIDOC_IPFS_API), a node's
 Celery worker, watcher and sender. Then: patients add encrypted records and grant consent, a
@@ -7,9 +7,8 @@ the doctor decrypts and verifies the results, and the payment split and an audit
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,11 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aidoc.config import AID, ENV_PREFIX, MODELS_DIR, PROJECT_ROOT, ServiceSettings
+from aidoc.chain.deployments import deploy_marketplace
+from aidoc.config import AID, ServiceSettings, models_dir, project_dir
 from aidoc.constants import DataType, Purpose, RequestStatus
-from aidoc.errors import AidocError
+from aidoc.errors import AidocError, exit_on_user_error
 from aidoc.identity import Identity
-from aidoc.stack.process import free_port, port_open
+from aidoc.stack.local import throwaway_stack
 
 ROYALTY = AID  # 1 AID per diagnosis to the patient
 MODEL_PRICE = 5 * AID
@@ -48,63 +48,33 @@ def ensure_models(console: Console) -> Path:
     """The trained models and sample patient files (trained once per checkout)."""
     from aidoc.stack.testbed import ensure_trained_models
 
-    if (MODELS_DIR / "metrics.json").exists():
-        return MODELS_DIR
+    directory = models_dir()
+    if (directory / "metrics.json").exists():
+        return directory
     with console.status("training the two models (seeded; once per checkout)"):
-        return ensure_trained_models(MODELS_DIR)
+        return ensure_trained_models(directory)
 
 
-def configure(run_dir: Path) -> ServiceSettings:
-    """Points every AIDOC_ setting this run uses at the demo's own servers and folders."""
-    os.environ.setdefault(ENV_PREFIX + "RPC_URL", f"http://127.0.0.1:{8545 if not port_open('127.0.0.1', 8545) else free_port()}")
-    os.environ[ENV_PREFIX + "REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
-    os.environ[ENV_PREFIX + "STORE_DIR"] = str(run_dir / "ipfs")
-    os.environ[ENV_PREFIX + "KEYSTORE_DIR"] = str(run_dir / "keystores")
-    os.environ[ENV_PREFIX + "RUN_DIR"] = str(run_dir)
-    return ServiceSettings()
+@contextlib.contextmanager
+def demo_stack(console: Console, name: str) -> Iterator[tuple[ServiceSettings, contextlib.ExitStack]]:
+    """The throwaway stack in .run/<name> of the project, with the marketplace deployed."""
+    with throwaway_stack(project_dir() / ".run" / name) as (services, stack):
+        console.rule("1. stack")
+        console.print(f"chain {services.rpc_url}  redis {services.redis_url}  "
+                      f"ipfs {services.ipfs_api or 'embedded store ' + str(services.store_dir)}")
+        with console.status("deploying the marketplace with Brownie"):
+            deploy_marketplace(services)
+        console.print(f"deployed the AIDoc marketplace; addresses in {services.deployments_dir}")
+        yield services, stack
 
 
 def run_demo(console: Console, patients: int = 6, requests_per_record: int = 1) -> None:
     from aidoc.stack.local import start_node
 
-    models_dir = ensure_models(console)
-    with local_stack(console, "demo") as (services, stack):
-        run_flow(console, services, models_dir, patients, requests_per_record, stack, start_node)
+    trained = ensure_models(console)
+    with demo_stack(console, "demo") as (services, stack):
+        run_flow(console, services, trained, patients, requests_per_record, stack, start_node)
     console.print("stack stopped")
-
-
-@contextlib.contextmanager
-def local_stack(console: Console, name: str) -> Iterator[tuple[ServiceSettings, contextlib.ExitStack]]:
-    """anvil (unless AIDOC_RPC_URL names a chain), Redis and the embedded store in .run/<name>, the
-    marketplace deployed; all of it stopped on exit, with whatever the caller adds to the stack."""
-    from aidoc.stack.services import anvil, redis_server
-
-    run_dir = PROJECT_ROOT / ".run" / name
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
-    external_chain = bool(os.environ.get(ENV_PREFIX + "RPC_URL"))
-    services = configure(run_dir)
-    with contextlib.ExitStack() as stack:
-        if not external_chain:
-            port = int(services.rpc_url.rsplit(":", 1)[1])
-            stack.enter_context(anvil(run_dir, port))
-        stack.enter_context(redis_server(run_dir, int(services.redis_url.rsplit(":", 1)[1].split("/")[0])))
-        console.rule("1. stack")
-        console.print(f"chain {services.rpc_url}  redis {services.redis_url}  "
-                      f"ipfs {services.ipfs_api or 'embedded store ' + str(services.store_dir)}")
-        deploy(console, services)
-        yield services, stack
-
-
-def deploy(console: Console, services: ServiceSettings) -> None:
-    from aidoc.stack.testbed import deploy as deploy_marketplace
-
-    with console.status("deploying the marketplace with Brownie"):
-        try:
-            deploy_marketplace(services)
-        except RuntimeError as error:
-            raise AidocError(str(error)) from None
-    console.print(f"deployed the AIDoc marketplace; addresses in {services.deployments_dir}")
 
 
 def run_flow(console: Console, services: ServiceSettings, models_dir: Path, patient_count: int,
@@ -260,3 +230,18 @@ def show_audit(console, patient_session, record_id: int) -> None:
         table.add_row(time.strftime("%H:%M:%S", time.gmtime(entry.timestamp)), entry.action, entry.party,
                       str(entry.purposes.name), entry.detail)
     console.print(table)
+
+
+@exit_on_user_error
+def main() -> None:
+    parser = argparse.ArgumentParser(description="The whole marketplace flow on a local stack it starts and stops.")
+    parser.add_argument("--patients", type=int, default=6, help="patients with records (default 6)")
+    parser.add_argument("--requests-per-record", type=int, default=1, help="diagnoses per record (default 1)")
+    args = parser.parse_args()
+    if args.patients < 1 or args.requests_per_record < 1:
+        parser.error("--patients and --requests-per-record must be at least 1")
+    run_demo(Console(), patients=args.patients, requests_per_record=args.requests_per_record)
+
+
+if __name__ == "__main__":
+    main()

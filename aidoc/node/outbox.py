@@ -9,100 +9,15 @@ Results whose fulfilment is final wait in a third list until their ciphertext is
 
 from __future__ import annotations
 
-import base64
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
+from dataclasses import replace
 
 import redis
 
-from aidoc.market import DiagnosisRequest
+from aidoc.node.messages import ContractCall, OutboxItem
 
-Kind = Literal["fulfil", "failure"]
 TIMINGS_KEPT = 100_000  # stage timings of the newest fulfilled requests, for the benchmarks
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """One request's outcome, ready for the chain."""
-
-    kind: Kind
-    request_id: int
-    request: DiagnosisRequest
-    commitment: bytes = b""
-    result_cid: str = ""
-    ciphertext: bytes = b""
-    reason: int = 0
-    queued_at: float = 0.0
-    stages: dict[str, float] = field(default_factory=dict)  # ms per stage so far (aidoc.timing)
-
-    @classmethod
-    def failure(cls, request_id: int, request: DiagnosisRequest, reason: int) -> "OutboxItem":
-        """A request to report as failed with `reason` (a FailureReason), which refunds it."""
-        return cls(kind="failure", request_id=request_id, request=request, reason=int(reason))
-
-    def to_json(self) -> str:
-        data = asdict(self)
-        data["commitment"] = self.commitment.hex()
-        data["ciphertext"] = base64.b64encode(self.ciphertext).decode()
-        return json.dumps(data, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, raw: str | bytes) -> "OutboxItem":
-        data = json.loads(raw)
-        return cls(
-            kind=data["kind"],
-            request_id=int(data["request_id"]),
-            request=DiagnosisRequest(**data["request"]),
-            commitment=bytes.fromhex(data["commitment"]),
-            result_cid=data["result_cid"],
-            ciphertext=base64.b64decode(data["ciphertext"]),
-            reason=int(data["reason"]),
-            queued_at=float(data["queued_at"]),
-            stages={k: float(v) for k, v in data.get("stages", {}).items()},
-        )
-
-
-@dataclass(frozen=True)
-class ContractCall:
-    """A transaction a worker asks the node's sender to send (the sender alone signs with the node's
-    key and owns its nonce): a training job's completion, a federated update or aggregate.
-    `publish` is content to put on IPFS once the transaction is mined (the weights it names)."""
-
-    contract: str  # the Marketplace attribute: "training" or "rounds"
-    function: str
-    args: tuple
-    gas: int
-    action: str
-    publish: bytes = b""
-
-    def to_json(self) -> str:
-        return json.dumps({"contract": self.contract, "function": self.function, "args": _jsonable(self.args),
-                           "gas": self.gas, "action": self.action,
-                           "publish": base64.b64encode(self.publish).decode()}, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, raw: str | bytes) -> "ContractCall":
-        data = json.loads(raw)
-        return cls(data["contract"], data["function"], tuple(_from_jsonable(data["args"])), int(data["gas"]),
-                   data["action"], base64.b64decode(data["publish"]))
-
-
-def _jsonable(value):
-    if isinstance(value, bytes):
-        return {"bytes": value.hex()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _from_jsonable(value):
-    if isinstance(value, dict):
-        return bytes.fromhex(value["bytes"])
-    if isinstance(value, list):
-        return [_from_jsonable(v) for v in value]
-    return value
 
 
 class Outbox:

@@ -1,0 +1,77 @@
+"""Runs a Brownie script of the project in the project directory, as `brownie run` does:
+`python -m aidoc.chain.brownie_runner scripts/deploy.py --network development`, or `run_script()`
+from Python (the CLI's `aidoc deploy`, the demos, the tests). With AIDOC_RPC_URL set, the
+development network attaches to the chain at that URL instead of 127.0.0.1:8545.
+
+`brownie run` imports a script under a module name made of every folder of its absolute path
+(/tmp/ci.x1/aidoc/scripts/deploy.py becomes 'tmp.ci.x1.aidoc.scripts.deploy'), so it fails when a
+folder name holds a dot or matches an installed package. This runner loads the project the same way
+and imports the script as scripts.<name> from the project directory."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+from aidoc.config import ENV_PREFIX, project_dir
+from aidoc.errors import ConfigError
+
+
+def check_script(project: Path, script: str) -> Path:
+    """The script's path in the project's scripts/ folder, or a ConfigError saying what is missing."""
+    path = Path(script)
+    if path.suffix != ".py" or not (project / "scripts" / path.name).is_file():
+        raise ConfigError(f"{script} is not a script in {project / 'scripts'}; run this from the project directory "
+                          f"(brownie-config.yaml, contracts/, scripts/) or set {ENV_PREFIX}PROJECT_DIR")
+    return path
+
+
+def run_script(script: str, env: dict[str, str], *, network: str = "development",
+               capture: bool = False) -> subprocess.CompletedProcess:
+    """Runs `script` (e.g. "scripts/deploy.py") of the project directory in a child process with
+    environment `env`; returns the finished process (its output captured when `capture`)."""
+    project = project_dir()
+    check_script(project, script)
+    return subprocess.run([sys.executable, "-m", "aidoc.chain.brownie_runner", script, "--network", network],
+                          cwd=project, env={**env, ENV_PREFIX + "PROJECT_DIR": str(project)}, text=True,
+                          capture_output=capture)
+
+
+def main() -> None:
+    import os
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("script", help="a script under scripts/, e.g. scripts/deploy.py")
+    parser.add_argument("--network", default="development", help="a Brownie network id")
+    args = parser.parse_args()
+    project = project_dir()
+    try:
+        script = check_script(project, args.script)
+    except ConfigError as error:
+        parser.error(str(error))
+
+    sys.path.insert(0, str(project))
+    from brownie import network
+    from brownie import project as brownie_project
+
+    loaded = brownie_project.load(project)
+    loaded.load_config()  # brownie-config.yaml's network settings (Ganache's port and EVM)
+    loaded._add_to_main_namespace()  # what `brownie run` does so that `from brownie import AIDToken` works
+    rpc_url = os.environ.get(ENV_PREFIX + "RPC_URL", "")
+    if rpc_url and args.network == "development":
+        # Attach Brownie's development network to the chain the rest of the stack uses (anvil, Ganache).
+        from brownie._config import CONFIG
+
+        CONFIG.networks["development"]["host"] = rpc_url
+    network.connect(args.network)
+    try:
+        importlib.import_module(f"scripts.{script.stem}").main()
+    finally:
+        network.disconnect()
+
+
+if __name__ == "__main__":
+    main()
