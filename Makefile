@@ -28,13 +28,15 @@ RUN_SCRIPT := $(BIN)/python -m aidoc.chain.brownie_runner
 # Brownie 1.22 calls its own deprecated snapshot API on every isolated test.
 PYTEST_WARNINGS := -W ignore::FutureWarning -W ignore::DeprecationWarning
 
-.PHONY: help install env compile models lint test test-contracts test-pipeline test-faults faults test-bench smoke-ganache demo demo-train fuzz gas bench clean
+.PHONY: help install env compile models lint test test-unit test-integration test-contracts test-faults faults test-bench smoke-ganache demo demo-train fuzz gas bench clean
 
 help:
 	@echo "make demo   - the whole marketplace on a local stack: anvil, Redis, IPFS store, a node's Celery"
 	@echo "              worker, watcher and sender; records, consent, models, diagnoses, results, payments"
 	@echo "make demo-train - federated rounds across institutions and DP compute-to-data training, paid on-chain"
-	@echo "make test   - lint, the Brownie contract suite, a Ganache smoke test, the oracle pipeline tests"
+	@echo "make test   - lint, unit tests, the Brownie contract suite, a Ganache smoke test, the integration"
+	@echo "              tests on a real stack, the fault soak, the benchmark harness"
+	@echo "make test-unit - the tests that need no server (seconds)"
 	@echo "make fuzz   - the stateful escrow/consent property test with 10,000 steps"
 	@echo "make faults - 1,000 requests through the node while its workers, Redis, RPC, IPFS and chain fail"
 	@echo "make gas    - gas per marketplace operation (reports/gas.json, table for BENCHMARKS.md)"
@@ -101,19 +103,25 @@ lint: install
 test-contracts: install
 	$(BROWNIE) test tests/contracts $(PYTEST_WARNINGS) $(TEST_ARGS)
 
-# Plain pytest (Brownie's plugin off): the tests start their own anvil, Redis, js-ipfs and node processes.
-test-pipeline: install compile $(IPFS_STAMP) $(MODELS)
-	$(BIN)/python -m pytest -p no:pytest-brownie -p no:cacheprovider tests/pipeline $(PYTEST_WARNINGS) $(TEST_ARGS)
+# Plain pytest (Brownie's plugin off). tests/unit needs no server: the quick loop while editing.
+PYTEST := $(BIN)/python -m pytest -p no:pytest-brownie -p no:cacheprovider
+test-unit: install $(MODELS)
+	$(PYTEST) tests/unit $(PYTEST_WARNINGS) $(TEST_ARGS)
+
+# tests/integration start their own anvil, Redis, js-ipfs and node processes (a real Celery worker,
+# watcher and sender), and build and install the wheel into a fresh venv outside the checkout.
+test-integration: install compile $(IPFS_STAMP) $(MODELS)
+	$(PYTEST) tests/integration $(PYTEST_WARNINGS) $(TEST_ARGS)
 
 # Faults injected into the real stack under a stream of requests (tests/faults): worker SIGKILLs,
 # Redis restarts, an RPC outage, an IPFS outage, a watcher restart, a reorg, duplicate deliveries.
 # make test streams 300 requests; `make faults` streams AIDOC_FAULT_REQUESTS (default 1,000).
 test-faults: install compile $(IPFS_STAMP) $(MODELS)
-	$(BIN)/python -m pytest -p no:pytest-brownie -p no:cacheprovider tests/faults -s $(PYTEST_WARNINGS) $(TEST_ARGS)
+	$(PYTEST) tests/faults -s $(PYTEST_WARNINGS) $(TEST_ARGS)
 
 faults: install compile $(IPFS_STAMP) $(MODELS)
 	AIDOC_FAULT_REQUESTS=$${AIDOC_FAULT_REQUESTS:-1000} \
-		$(BIN)/python -m pytest -p no:pytest-brownie -p no:cacheprovider tests/faults -s $(PYTEST_WARNINGS)
+		$(PYTEST) tests/faults -s $(PYTEST_WARNINGS)
 
 smoke-ganache: install
 	$(RUN_SCRIPT) scripts/marketplace.py --network ganache-cli
@@ -137,7 +145,7 @@ test-bench: install compile $(BENCH_STAMP) $(MODELS)
 		assert all({"n", "throughput_per_s", "p50_ms", "p95_ms", "p99_ms", "stages_ms", "worker_peak_rss_mb"} \
 		           <= run.keys() for run in r["e2e"]); print("bench --quick: reports/bench.json is complete")'
 
-test: lint test-contracts smoke-ganache test-pipeline test-faults test-bench
+test: lint test-unit test-contracts smoke-ganache test-integration test-faults test-bench
 
 # The stateful escrow and consent machine with 100 x 100 = 10,000 steps (make test runs 20 x 30).
 fuzz: install
