@@ -28,19 +28,19 @@ NODE_SETTINGS = {
 
 class Heartbeat(threading.Thread):
     """Mines an empty block every `interval` s, as a live chain would, so that the last requests of
-    a stream get their confirmations. `paused` stops it for a reorg."""
+    a stream get their confirmations. Each block is mined holding `lock`: whoever holds it (a reorg)
+    knows that no heartbeat block is on its way to the chain."""
 
     def __init__(self, rpc_url: str, interval: float = 0.25):
         super().__init__(name="heartbeat", daemon=True)
         self.w3 = Web3(Web3.HTTPProvider(rpc_url))
         self.interval = interval
-        self.running = threading.Event()
-        self.running.set()
+        self.lock = threading.Lock()
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
-            if self.running.is_set():
+            with self.lock:
                 self.w3.provider.make_request("evm_mine", [])
 
 

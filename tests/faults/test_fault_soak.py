@@ -15,6 +15,13 @@ fault happens to the node or to what it depends on:
                                 another branch that re-includes their transactions
     events delivered twice      every request of the phase handed to the workers twice more
 
+The client (this test, as the doctor) signs every request up front and sends them in nonce order,
+each send holding `Run.sending`; the reorg holds that lock, and the heartbeat's, for as long as it
+replaces blocks, so no request of the doctor's can reach the chain between the moment the reorg
+reads the doomed blocks and the moment it reverts them (such a request would be dropped with the
+branch, and every later nonce would wait behind the gap for ever). Every signed request is then
+accounted for: mined, or re-sent with a line saying so (counted in the report as `client_resent`).
+
 Then every request must have ended exactly once: Fulfilled (one DiagnosisFulfilled event) or
 Failed/Cancelled (refunded), and the tokens must add up: what the doctor paid is exactly what the
 provider, the data owners and the node were paid, and the market holds no escrow. Every fulfilled
@@ -34,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import redis
+from eth_utils import keccak
 
 from aidoc.chain.contracts import call_struct, open_marketplace, rpc_request
 from aidoc.config import AID, ServiceSettings, project_dir
@@ -59,7 +67,7 @@ class Run:
     heartbeat: object
     proxy: object
     supervisor: object = None
-    gate: threading.Event = field(default_factory=threading.Event)  # set: the client may send
+    sending: threading.Lock = field(default_factory=threading.Lock)  # held by the client for each send
     injected: Counter = field(default_factory=Counter)
     reorg_depths: list[int] = field(default_factory=list)
 
@@ -154,9 +162,11 @@ def reorg(run: Run) -> None:
     time, with a new branch holding the same transactions one block later (as a real reorg
     re-includes them from the mempool)."""
     time.sleep(0.5)
-    run.gate.clear()  # the client holds its requests
-    run.heartbeat.running.clear()
-    time.sleep(0.3)
+    with run.sending, run.heartbeat.lock:  # no request of the doctor's, no heartbeat block meanwhile
+        _replace_newest_blocks(run)
+
+
+def _replace_newest_blocks(run: Run) -> None:
     head = int(run.rpc("eth_blockNumber", []), 16)
     snapshot = run.rpc("evm_snapshot", [])
     deadline = time.monotonic() + 5
@@ -172,12 +182,13 @@ def reorg(run: Run) -> None:
     run.rpc("evm_revert", [snapshot])
     run.rpc("evm_mine", [])  # the new branch starts with a block of its own
     for raw in raws:
-        run.rpc("eth_sendRawTransaction", [raw])
+        try:
+            run.rpc("eth_sendRawTransaction", [raw])
+        except Exception as error:  # noqa: BLE001 - one refused (the node replaced it meanwhile) must not stop the rest
+            print(f"reorg: re-including {raw[:18]}... was refused ({error})")
     run.reorg_depths.append(tip - head)
     run.injected[f"reorg of {tip - head} block(s), {len(raws)} transaction(s) re-included"] += 1
     run.proxy.up()
-    run.heartbeat.running.set()
-    run.gate.set()
 
 
 def deliver_twice(run: Run, first_block: int) -> None:
@@ -192,6 +203,37 @@ def deliver_twice(run: Run, first_block: int) -> None:
         for index in range(0, len(jobs), 8):
             dispatch(Diagnose(tuple(jobs[index:index + 8])), run.node.address, run.bed.services.redis_url)
     run.injected["request delivered twice more"] += len(jobs)
+
+
+def account_for_every_request(run: Run, signed: list[bytes], timeout: float = 60) -> int:
+    """Waits until every signed request is mined; one that the chain does not know (it never got
+    there, or a reorg dropped it) is sent again, in nonce order, with a line saying so. Returns how
+    many were re-sent."""
+    resent = 0
+    deadline = time.monotonic() + timeout
+    while True:
+        mined = int(run.rpc("eth_getTransactionCount", [run.doctor.address, "latest"]), 16)
+        unmined = [(index, raw) for index, raw in enumerate(signed) if not _receipt(run, raw)]
+        if not unmined:
+            return resent
+        assert time.monotonic() < deadline, (f"{len(unmined)} signed request(s) not mined after {timeout:.0f} s "
+                                             f"(doctor's nonce {mined}, {resent} re-sent)")
+        time.sleep(1.0)
+        if mined == int(run.rpc("eth_getTransactionCount", [run.doctor.address, "latest"]), 16):
+            for index, raw in unmined:  # the chain made no progress on them for a second: send again
+                if _receipt(run, raw):
+                    continue
+                tx_hash = "0x" + keccak(raw).hex()
+                print(f"client: request {index} ({tx_hash}) is not on the chain; sending it again")
+                try:
+                    run.rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
+                except Exception as error:  # noqa: BLE001 - "already known" or "nonce too low": it is in
+                    print(f"client: the chain answered {error}")
+                resent += 1
+
+
+def _receipt(run: Run, raw: bytes):
+    return run.rpc("eth_getTransactionReceipt", ["0x" + keccak(raw).hex()])
 
 
 PHASES = [("steady", None), ("worker children SIGKILLed", kill_worker_children), ("worker SIGKILLed", kill_worker),
@@ -238,7 +280,6 @@ def test_every_request_ends_exactly_once_under_faults(bed, heartbeat, rpc_proxy,
     supervisor = NodeSupervisor(processes, print, interval=0.5)  # what `aidoc node run` does
     supervisor.start()
     run = Run(bed, doctor, node, processes, heartbeat, rpc_proxy, supervisor)
-    run.gate.set()
     try:
         signed = signed_requests(doctor, model_id, node.address, records, REQUESTS)
         per_phase = -(-REQUESTS // len(PHASES))
@@ -252,20 +293,16 @@ def test_every_request_ends_exactly_once_under_faults(bed, heartbeat, rpc_proxy,
                 injector.start()
             started = time.monotonic()
             for position, raw in enumerate(phase):
-                run.gate.wait(60)
                 delay = started + position / RATE - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                run.rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
+                with run.sending:
+                    run.rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
             if injector:
                 injector.join(120)
                 assert not injector.is_alive(), f"the fault of phase {name!r} did not finish"
 
-        mined = int(run.rpc("eth_getTransactionCount", [doctor.address, "latest"]), 16)
-        deadline = time.monotonic() + 60
-        while mined < REQUESTS + 1 and time.monotonic() < deadline:  # + the approval
-            time.sleep(0.2)
-            mined = int(run.rpc("eth_getTransactionCount", [doctor.address, "latest"]), 16)
+        resent = account_for_every_request(run, signed)
         requested = market.events.DiagnosisRequested().get_logs(from_block=start_block)
         ids = [int(e["args"]["requestId"]) for e in requested if e["args"]["requester"] == doctor.address]
         assert len(ids) == len(set(ids)) == REQUESTS
@@ -328,6 +365,7 @@ def test_every_request_ends_exactly_once_under_faults(bed, heartbeat, rpc_proxy,
         "double_fulfilled": sum(1 for n in fulfilled_events.values() if n > 1),
         "lost": statuses.get("PENDING", 0),
         "results_unreadable": len(unreadable),
+        "client_resent": resent,
         "proxy_connections_refused": rpc_proxy.refused,
         "node_process_restarts": dict(supervisor.restarts),
     }
