@@ -17,26 +17,11 @@ from bench.run import fresh_chain
 
 
 def measure(n: int, every: int) -> list[dict]:
-    from aidoc.constants import DataType, Purpose
-    from aidoc.flow.consent import grant_consent
-    from aidoc.flow.node import register_node
-    from aidoc.flow.record import add_record
-    from aidoc.records import load_record_file
-
     with fresh_chain() as bed:
         setup = e2e.prepare(bed, models_dir())
         doctor = setup.doctor
         w3 = doctor.marketplace.w3
-        node = bed.funded(e2e.NODE_STAKE, doctor.marketplace)
-        register_node(node, e2e.NODE_STAKE, e2e.NODE_FEE, [DataType.LAB_PANEL], gpu=False)
-        panel = load_record_file(next(iter(sorted((models_dir() / "samples").glob("panel-*.json")))))
-        expiry = w3.eth.get_block("latest")["timestamp"] + 30 * 86400
-        records = []
-        for _ in range(e2e.RECORDS):
-            patient = bed.funded(0, doctor.marketplace)
-            record_id = add_record(patient, panel, [node.address], e2e.ROYALTY)
-            grant_consent(patient, record_id, doctor.address, Purpose.DIAGNOSIS, expiry)
-            records.append(record_id)
+        node, records = e2e.panel_node(bed, doctor, models_dir())
         signed = e2e.signed_requests(doctor, setup.model_id, node.address, records, n)
         first_nonce = int(rpc_request(w3, "eth_getTransactionCount", [doctor.address, "latest"]), 16)
         windows, started = [], time.perf_counter()

@@ -7,7 +7,6 @@ Throughput is N over the time from the first request's receipt to the last fulfi
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from aidoc.chain.contracts import event_topic, rpc_batch, rpc_request
 from aidoc.config import AID, ENV_PREFIX
-from aidoc.constants import DataType, Purpose
+from aidoc.constants import DataType
 from aidoc.node.outbox import Outbox
 from aidoc.stack.local import start_node
 from aidoc.stack.testbed import Testbed
@@ -25,7 +24,6 @@ RECORDS = 16  # requests cycle over this many consented records
 # client floods it with thousands of transactions at once (seen here: 1,520 left pending); a
 # window keeps the load at what it mines, which is the most a client could get from it anyway.
 IN_FLIGHT = 64
-NODE_STAKE, NODE_FEE, PRICE, ROYALTY = 1_000 * AID, 2 * AID, 5 * AID, AID
 
 
 @dataclass
@@ -35,14 +33,21 @@ class Setup:
 
 
 def prepare(bed: Testbed, models_dir: Path) -> Setup:
-    from aidoc.flow.model import register_model
-
-    provider = bed.funded(0)
-    model_id = register_model(provider, models_dir / "panel-mlp.safetensors", "panel", DataType.LAB_PANEL, PRICE)
+    provider, model_id = bed.provider_with_model(models_dir / "panel-mlp.safetensors", DataType.LAB_PANEL)
     doctor = bed.funded(10**9 * AID // 1000, provider.marketplace)
     contracts = doctor.marketplace
     doctor.send(contracts.token.functions.approve(contracts.market.address, 2**255), "approve")
     return Setup(doctor, model_id)
+
+
+def panel_node(bed: Testbed, doctor, models_dir: Path):
+    """A staked panel node and RECORDS panels consented to `doctor`: (node Session, record ids)."""
+    from aidoc.records import load_record_file
+
+    panel = load_record_file(next(iter(sorted((models_dir / "samples").glob("panel-*.json")))))
+    node = bed.staked_node([DataType.LAB_PANEL], marketplace=doctor.marketplace)
+    consented = bed.consented_records([panel], node.address, doctor.address, RECORDS, marketplace=doctor.marketplace)
+    return node, [record_id for record_id, _ in consented]
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -63,27 +68,12 @@ def _peak_rss_mb(pid: int) -> float:
 def run(bed: Testbed, setup: Setup, models_dir: Path, n: int, *, concurrency: int = 2, batch_size: int = 32,
         rate: float | None = None, timeout: float = 600) -> dict:
     """One measured run with a fresh node; `rate` requests per second, or as fast as they go."""
-    from aidoc.flow.consent import grant_consent
-    from aidoc.flow.node import register_node
-    from aidoc.flow.record import add_record
-    from aidoc.records import load_record_file
-
-    os.environ[ENV_PREFIX + "BATCH_SIZE"] = str(batch_size)
-    os.environ[ENV_PREFIX + "WORKER_CONCURRENCY"] = str(concurrency)
     doctor = setup.doctor
     contracts = doctor.marketplace
     w3 = contracts.w3
-    node = bed.funded(NODE_STAKE, contracts)
-    register_node(node, NODE_STAKE, NODE_FEE, [DataType.LAB_PANEL], gpu=False)
-    panel = load_record_file(next(iter(sorted((models_dir / "samples").glob("panel-*.json")))))
-    expiry = w3.eth.get_block("latest")["timestamp"] + 30 * 86400
-    records = []
-    for _ in range(RECORDS):
-        patient = bed.funded(0, contracts)
-        record_id = add_record(patient, panel, [node.address], ROYALTY)
-        grant_consent(patient, record_id, doctor.address, Purpose.DIAGNOSIS, expiry)
-        records.append(record_id)
-    processes = start_node(bed.services, node.identity, concurrency)
+    node, records = panel_node(bed, doctor, models_dir)
+    processes = start_node(bed.services, node.identity, concurrency,
+                           settings={ENV_PREFIX + "BATCH_SIZE": str(batch_size)})
     try:
         signed = signed_requests(doctor, setup.model_id, node.address, records, n)
         observed = _Observer(contracts, n)

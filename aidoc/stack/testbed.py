@@ -1,5 +1,6 @@
 """A throwaway marketplace for tests and benchmarks: anvil, Redis and (optionally) a js-ipfs daemon
-on free ports, the contracts deployed by Brownie, and funded sessions for fresh identities."""
+on free ports, the contracts deployed by Brownie, funded sessions for fresh identities, and the scene
+most of them need, built in one place: a provider with a model, a staked node, consented records."""
 
 from __future__ import annotations
 
@@ -13,8 +14,40 @@ from typing import Iterator
 
 from aidoc.chain.deployments import deploy_marketplace
 from aidoc.config import AID, ENV_PREFIX, ServiceSettings, models_dir, project_dir
+from aidoc.constants import DataType, Purpose
 from aidoc.identity import Identity
 from aidoc.stack.process import ManagedProcess, free_port
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The prices a scene is built with, shared by the tests, the fault soak and the benchmarks."""
+
+    model_price: int = 5 * AID
+    royalty: int = AID  # to the record's owner, per diagnosis
+    node_fee: int = 2 * AID
+    stake: int = 1_000 * AID
+
+    @property
+    def per_request(self) -> int:
+        """What a requester escrows for one diagnosis."""
+        return self.model_price + self.royalty + self.node_fee
+
+
+TERMS = Terms()
+
+
+def consent_record(patient, source, nodes: list[str], grantee: str, royalty: int = TERMS.royalty,
+                   purpose: Purpose = Purpose.DIAGNOSIS, days: float = 30) -> int:
+    """A record of `source` (a file or a HealthRecord) by `patient`, readable by `nodes`, with
+    `purpose` consent to `grantee` for `days`; returns its id."""
+    from aidoc.flow.consent import grant_consent
+    from aidoc.flow.record import add_record
+
+    record_id = add_record(patient, source, nodes, royalty)
+    expiry = patient.marketplace.w3.eth.get_block("latest")["timestamp"] + int(days * 86400)
+    grant_consent(patient, record_id, grantee, purpose, expiry)
+    return record_id
 
 
 @dataclass
@@ -38,6 +71,32 @@ class Testbed:
         identity = Identity.generate()
         fund(marketplace, identity.address, eth=10 * AID, aid=aid)
         return self.session(identity, marketplace)
+
+    def provider_with_model(self, weights: Path, data_type: DataType, name: str = "panel",
+                            price: int = TERMS.model_price, marketplace=None):
+        """A funded provider (Session) and the id of the model it registered from `weights`."""
+        from aidoc.flow.model import register_model
+
+        provider = self.funded(0, marketplace)
+        return provider, register_model(provider, weights, name, data_type, price)
+
+    def staked_node(self, data_types: list[DataType], stake: int = TERMS.stake, fee: int = TERMS.node_fee,
+                    marketplace=None):
+        """A funded node (Session) that staked `stake` and registered for `data_types` (its processes
+        are the caller's to start: aidoc.stack.local.start_node)."""
+        from aidoc.flow.node import register_node
+
+        node = self.funded(stake, marketplace)
+        register_node(node, stake, fee, data_types, gpu=False)
+        return node
+
+    def consented_records(self, sources: list, node: str, grantee: str, count: int, royalty: int = TERMS.royalty,
+                          marketplace=None) -> list[tuple[int, object]]:
+        """`count` records of fresh patients, cycling over `sources`, readable by `node`, with
+        diagnosis consent to `grantee`: (record id, owner Session) each."""
+        owners = [self.funded(0, marketplace) for _ in range(count)]
+        return [(consent_record(owner, sources[index % len(sources)], [node], grantee, royalty), owner)
+                for index, owner in enumerate(owners)]
 
 
 def ensure_trained_models(directory: Path | None = None) -> Path:

@@ -45,16 +45,17 @@ from eth_utils import keccak
 
 from aidoc.chain.contracts import call_struct, open_marketplace, rpc_request
 from aidoc.config import AID, ServiceSettings, project_dir
-from aidoc.constants import DataType, Purpose, RequestStatus
+from aidoc.constants import DataType, RequestStatus
 from aidoc.flow.result import fetch_result, wait_for_settlements
 from aidoc.stack.local import NodeSupervisor, start_node
+from aidoc.stack.testbed import TERMS
 from bench.e2e import signed_requests
 from conftest import CONFIRMATIONS
 
 REQUESTS = int(os.environ.get("AIDOC_FAULT_REQUESTS", "300"))
 RATE = 25.0  # requests per second during each phase
 RECORDS = 12
-NODE_STAKE, NODE_FEE, PRICE, ROYALTY = 1_000 * AID, 2 * AID, 5 * AID, AID
+NODE_STAKE, NODE_FEE, PRICE, ROYALTY = TERMS.stake, TERMS.node_fee, TERMS.model_price, TERMS.royalty
 REPORT = project_dir() / "reports" / "faults.json"
 
 
@@ -246,28 +247,17 @@ PHASES = [("steady", None), ("worker children SIGKILLed", kill_worker_children),
 
 
 def test_every_request_ends_exactly_once_under_faults(bed, heartbeat, rpc_proxy, models_dir):
-    from aidoc.flow.consent import grant_consent
-    from aidoc.flow.model import register_model
-    from aidoc.flow.node import register_node
-    from aidoc.flow.record import add_record
     from aidoc.records import load_record_file
 
     marketplace = open_marketplace(bed.services)
-    provider = bed.funded(0, marketplace)
-    model_id = register_model(provider, models_dir / "panel-mlp.safetensors", "panel", DataType.LAB_PANEL, PRICE)
-    doctor = bed.funded(REQUESTS * (PRICE + ROYALTY + NODE_FEE) + AID, marketplace)
+    provider, model_id = bed.provider_with_model(models_dir / "panel-mlp.safetensors", DataType.LAB_PANEL,
+                                                 marketplace=marketplace)
+    doctor = bed.funded(REQUESTS * TERMS.per_request + AID, marketplace)
     doctor.send(marketplace.token.functions.approve(marketplace.market.address, 2**255), "approve")
-    node = bed.funded(NODE_STAKE, marketplace)
-    register_node(node, NODE_STAKE, NODE_FEE, [DataType.LAB_PANEL], gpu=False)
-    samples = sorted((models_dir / "samples").glob("panel-*.json"))
-    expiry = marketplace.w3.eth.get_block("latest")["timestamp"] + 30 * 86400
-    owners, records = [], []
-    for index in range(RECORDS):
-        patient = bed.funded(0, marketplace)
-        record_id = add_record(patient, load_record_file(samples[index % len(samples)]), [node.address], ROYALTY)
-        grant_consent(patient, record_id, doctor.address, Purpose.DIAGNOSIS, expiry)
-        owners.append(patient.address)
-        records.append(record_id)
+    node = bed.staked_node([DataType.LAB_PANEL], marketplace=marketplace)
+    samples = [load_record_file(p) for p in sorted((models_dir / "samples").glob("panel-*.json"))]
+    consented = bed.consented_records(samples, node.address, doctor.address, RECORDS, marketplace=marketplace)
+    records, owners = [r for r, _ in consented], [owner.address for _, owner in consented]
     token, market = marketplace.token.functions, marketplace.market
     parties = [doctor.address, provider.address, *owners, market.address]
     before = {address: token.balanceOf(address).call() for address in parties}

@@ -12,16 +12,13 @@ import pytest
 import redis as redis_lib
 
 from aidoc.config import AID, ENV_PREFIX
-from aidoc.constants import DataType, Purpose, RequestStatus
+from aidoc.constants import DataType, RequestStatus
 from aidoc.flow.session import Session
 from aidoc.identity import Identity
 from aidoc.stack.process import ManagedProcess
-from aidoc.stack.testbed import Testbed, ensure_trained_models, testbed
+from aidoc.stack.testbed import TERMS, Testbed, consent_record, ensure_trained_models, testbed
 
-ROYALTY = AID
-MODEL_PRICE = 5 * AID
-NODE_FEE = 2 * AID
-STAKE = 1_000 * AID
+ROYALTY, MODEL_PRICE, NODE_FEE, STAKE = TERMS.royalty, TERMS.model_price, TERMS.node_fee, TERMS.stake
 # The node processes refuse records above this, so a test can send an oversized one cheaply.
 NODE_MAX_RECORD_BYTES = 1024 * 1024
 
@@ -89,11 +86,9 @@ def models(provider, models_dir) -> dict[DataType, int]:
 
 @pytest.fixture(scope="session")
 def node(stack, funded) -> Node:
-    from aidoc.flow.node import register_node
     from aidoc.stack.local import start_node
 
-    session = funded(STAKE)
-    register_node(session, STAKE, NODE_FEE, [DataType.LAB_PANEL, DataType.ECG], gpu=False)
+    session = stack.staked_node([DataType.LAB_PANEL, DataType.ECG], marketplace=funded(0).marketplace)
     processes = start_node(stack.services, session.identity, concurrency=2)
     node = Node(session.identity, session, processes)
     yield node
@@ -118,13 +113,7 @@ def redis_client(stack) -> redis_lib.Redis:
 
 def consented_record(patient: Session, doctor: Session, node: Node, source, royalty: int = ROYALTY) -> int:
     """A record of `source` readable by `node`, with diagnosis consent to `doctor` for 30 days."""
-    from aidoc.flow.consent import grant_consent
-    from aidoc.flow.record import add_record
-
-    record_id = add_record(patient, source, [node.address], royalty)
-    expiry = patient.marketplace.w3.eth.get_block("latest")["timestamp"] + 30 * 86400
-    grant_consent(patient, record_id, doctor.address, Purpose.DIAGNOSIS, expiry)
-    return record_id
+    return consent_record(patient, source, [node.address], doctor.address, royalty)
 
 
 def settle(doctor: Session, request_ids: list[int], timeout: float = 90) -> dict:

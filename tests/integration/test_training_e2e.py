@@ -35,11 +35,9 @@ def base_id(stack, funded, split, tmp_path_factory):
 
 
 def start_training_node(stack, funded, name: str, features, targets, tmp_path):
-    from aidoc.flow.node import register_node
     from aidoc.stack.local import start_node
 
-    session = funded(STAKE)
-    register_node(session, STAKE, NODE_FEE, [DataType.LAB_PANEL], gpu=False)
+    session = stack.staked_node([DataType.LAB_PANEL], STAKE, NODE_FEE, marketplace=funded(0).marketplace)
     dataset = tmp_path / f"{name}.npz"
     np.savez(dataset, features=features, targets=targets)
     processes = [p for p in start_node(stack.services, session.identity, 1, run_dir=tmp_path / name,
