@@ -1,7 +1,8 @@
 """All configuration in one place: environment variables prefixed AIDOC_ (documented in README).
 
 Amounts are in whole AID unless the name says otherwise; they are converted to wei units (18
-decimals) here, so nothing else in the code base reads or parses environment variables.
+decimals) here, so nothing else in the library reads or parses an AIDOC_ variable (the test
+bed, aidoc.stack.testbed, points this process's settings at its servers; the demos do not).
 
 The project directory (brownie-config.yaml, contracts/, build/ with the compiled contracts and the
 trained models, deployments/) is AIDOC_PROJECT_DIR or the working directory, as Brownie and ape take

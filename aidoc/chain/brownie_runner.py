@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aidoc.config import ENV_PREFIX, project_dir
+from aidoc.config import ENV_PREFIX, ServiceSettings, is_set, project_dir
 from aidoc.errors import ConfigError
 
 
@@ -41,8 +41,6 @@ def run_script(script: str, env: dict[str, str], *, network: str = "development"
 
 
 def main() -> None:
-    import os
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("script", help="a script under scripts/, e.g. scripts/deploy.py")
     parser.add_argument("--network", default="development", help="a Brownie network id")
@@ -60,12 +58,11 @@ def main() -> None:
     loaded = brownie_project.load(project)
     loaded.load_config()  # brownie-config.yaml's network settings (Ganache's port and EVM)
     loaded._add_to_main_namespace()  # what `brownie run` does so that `from brownie import AIDToken` works
-    rpc_url = os.environ.get(ENV_PREFIX + "RPC_URL", "")
-    if rpc_url and args.network == "development":
+    if is_set("RPC_URL") and args.network == "development":
         # Attach Brownie's development network to the chain the rest of the stack uses (anvil, Ganache).
         from brownie._config import CONFIG
 
-        CONFIG.networks["development"]["host"] = rpc_url
+        CONFIG.networks["development"]["host"] = ServiceSettings().rpc_url
     network.connect(args.network)
     try:
         importlib.import_module(f"scripts.{script.stem}").main()

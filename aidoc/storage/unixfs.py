@@ -7,7 +7,7 @@ Layout (go-unixfs `importer/balanced`, which js-ipfs's importer reproduces):
 - more: leaves are grouped 174 to a dag-pb (0x70) node, those nodes 174 to a node, and so on until
   one root remains. Every such node is a UnixFS `File` with `filesize` and one `blocksizes` entry per
   child, and links with an empty Name and Tsize = the serialized size of the child's whole DAG;
-- empty input: the raw CID of no bytes (Kubo and js-ipfs agree; see tests/pipeline/test_storage.py).
+- empty input: the raw CID of no bytes (Kubo and js-ipfs agree; see tests/integration/test_storage.py).
 
 The two protobuf messages (dag-pb PBNode/PBLink and UnixFS Data) are encoded here by hand, in the
 canonical form dag-pb requires: a node's Links (field 2) before its Data (field 1).

@@ -1,7 +1,7 @@
-"""Fixtures for the oracle pipeline tests: a real stack of anvil, Redis (redis-server or valkey), an
+"""Fixtures for the integration tests: a real stack of anvil, Redis (redis-server or valkey), an
 offline js-ipfs daemon, the marketplace deployed by Brownie, the trained models, and a node whose
 Celery worker, watcher and sender run as separate processes. Run with plain pytest:
-`pytest -p no:pytest-brownie tests/pipeline` (make test does)."""
+`pytest -p no:pytest-brownie tests/integration` (make test-integration does)."""
 
 from __future__ import annotations
 
