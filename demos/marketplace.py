@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,6 +39,11 @@ class Cast:
     doctor: Identity
     provider: Identity
     node: Identity
+
+
+def wide_console() -> Console:
+    """The terminal's width, or 200 columns when piped (logs and CI), so addresses are not cut."""
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 def aid(units: int) -> str:
@@ -240,7 +246,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.patients < 1 or args.requests_per_record < 1:
         parser.error("--patients and --requests-per-record must be at least 1")
-    run_demo(Console(), patients=args.patients, requests_per_record=args.requests_per_record)
+    run_demo(wide_console(), patients=args.patients, requests_per_record=args.requests_per_record)
 
 
 if __name__ == "__main__":

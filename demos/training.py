@@ -27,7 +27,7 @@ from aidoc.config import AID, ENV_PREFIX
 from aidoc.constants import EPSILON_MILLI, DataType, JobStatus, Purpose, TrainingStatus
 from aidoc.errors import AidocError, exit_on_user_error
 from aidoc.identity import Identity
-from demos.marketplace import aid, demo_stack, show_audit
+from demos.marketplace import aid, demo_stack, show_audit, wide_console
 
 STAKE, NODE_FEE, PRICE = 1_000 * AID, 2 * AID, 5 * AID
 REWARD_PER_UPDATE, AGGREGATOR_FEE = AID, 2 * AID
@@ -204,7 +204,7 @@ def run_dp_jobs(console: Console, party, node: Party, base_id: int, split):
 def main() -> None:
     parser = argparse.ArgumentParser(description="Federated rounds and DP compute-to-data training, paid on-chain.")
     parser.add_argument("--institutions", type=int, default=4, help="institutions (3 to 5, default 4)")
-    run_training_demo(Console(), institutions=parser.parse_args().institutions)
+    run_training_demo(wide_console(), institutions=parser.parse_args().institutions)
 
 
 if __name__ == "__main__":
