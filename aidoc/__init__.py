@@ -1,8 +1,9 @@
 """AIDoc chain: the Python side of the healthcare data and AI marketplace.
 
-What the Brownie scripts, the tests and (later) the oracle workers share lives here: the
-marketplace's constants, EIP-712 signing of consents and permits, and deployment records.
-"""
+One installed package: the data flow as its parties drive it (`aidoc.flow`), the chain bindings
+(`aidoc.chain`), crypto, storage, records, models and training, the command line (`aidoc.cli`),
+the compute node's two sides (`aidoc.oracles`, `aidoc.workers`, from the top-level folders oracles/
+and workers/) and what they share (`aidoc.node`), and the local stack (`aidoc.stack`)."""
 
 from aidoc.errors import AidocError
 
