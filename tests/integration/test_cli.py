@@ -3,6 +3,7 @@ one clear line (never a traceback) for each user mistake."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,9 +14,10 @@ from typer.testing import CliRunner
 
 from aidoc.cli.main import app
 from aidoc.config import AID
-from aidoc.constants import DataType
+from aidoc.constants import DataType, Purpose
 from aidoc.flow.faucet import fund
-from conftest import samples_of
+from aidoc.stack.testbed import consent_record
+from conftest import NODE_FEE, STAKE, samples_of
 
 runner = CliRunner()
 PASSWORD = "correct horse battery staple"
@@ -62,7 +64,12 @@ def test_a_patient_and_a_doctor_drive_a_diagnosis_from_the_command_line(keystore
     record = int(re.search(r"record (\d+) registered", out).group(1))
     aidoc("consent", "grant", str(record), bob, "--days", "7", "--account", "alice")
     assert bob in aidoc("consent", "list", str(record), "--account", "alice").output
+    consents = json.loads(aidoc("consent", "list", str(record), "--account", "alice", "--json").output)
+    assert consents == [{"grantee": bob, "purposes": ["diagnosis"], "expiry": consents[0]["expiry"], "active": True}]
     assert "panel" in aidoc("model", "list", "--account", "bob").output
+    listed = {m["id"]: m for m in json.loads(aidoc("model", "list", "--json").output)}
+    panel = listed[models[DataType.LAB_PANEL]]
+    assert panel["name"] == "panel" and panel["input_type"] == "lab_panel" and int(panel["price"]) > 0
     out = aidoc("diagnose", str(record), str(models[DataType.LAB_PANEL]), node.address, "--account", "bob").output
     request = int(re.search(r"request (\d+): .* escrowed", out).group(1))
     assert f"request {request}: fulfilled" in out
@@ -70,6 +77,9 @@ def test_a_patient_and_a_doctor_drive_a_diagnosis_from_the_command_line(keystore
     assert re.search(r"(malignant|benign) .*matches the on-chain commitment", out)
     trail = aidoc("audit", str(record), "--account", "alice").output
     assert "granted" in trail and "accessed" in trail
+    entries = json.loads(aidoc("audit", str(record), "--account", "alice", "--json").output)
+    assert [e["action"] for e in entries] == ["granted", "accessed"] and entries[1]["who"] == bob
+    assert f"request {request}" in entries[1]["detail"]
     aidoc("consent", "revoke", str(record), bob, "--account", "alice")
     error = one_line_error(aidoc("diagnose", str(record), str(models[DataType.LAB_PANEL]), node.address,
                                  "--account", "bob", ok=False))
@@ -90,6 +100,11 @@ def test_a_patient_and_a_doctor_drive_a_diagnosis_from_the_command_line(keystore
     (["diagnose", "1", "1", "0x" + "00" * 20, "--max-total", "Infinity", "--account", "carol"], "not an amount"),
     (["consent", "grant", "1", "0x" + "00" * 20, "--days", "-3", "--account", "carol"], "out of range"),
     (["record", "add", "/nonexistent/panel.csv", "--node", "0x" + "00" * 20, "--account", "carol"], "panel.csv"),
+    (["train", "job", "show", "999999"], "there is no training job 999999"),
+    (["train", "job", "provenance", "999999", "--json"], "there is no training job 999999"),
+    (["train", "federated", "show", "999999", "--json"], "there is no federated training 999999"),
+    (["train", "job", "run", "0"], "ids count from 1"),
+    (["node", "list", "--account", "nobody"], "no keystore"),
 ])
 def test_user_mistakes_get_one_line(keystores, stack, doctor, args, expected):
     if not (keystores / "carol.json").exists():
@@ -110,6 +125,68 @@ def test_an_unreachable_chain_gets_one_line(keystores, monkeypatch):
     monkeypatch.setenv("AIDOC_PRIVATE_KEY", "0x" + "11" * 32)
     monkeypatch.setenv("AIDOC_RPC_URL", "http://127.0.0.1:1")
     assert "no Ethereum node answers" in one_line_error(aidoc("model", "list", ok=False))
+
+
+def test_node_list_shows_the_node_with_its_stake_fee_types_and_reputation(keystores, node):
+    listed = json.loads(aidoc("node", "list", "--json").output)
+    mine = [n for n in listed if n["address"] == node.address]
+    assert len(mine) == 1, listed
+    assert mine[0]["stake"] == str(STAKE) and mine[0]["fee"] == str(NODE_FEE)
+    assert mine[0]["data_types"] == ["lab_panel", "ecg"] and mine[0]["gpu"] is False
+    assert mine[0]["status"] == "active" and set(mine[0]["reputation"]) == {"fulfilled", "failed", "timed_out",
+                                                                             "slashed"}
+    table = aidoc("node", "list").output
+    assert node.address in table and "1,000.0000 AID" in table and "active" in table
+
+
+def test_node_run_help_says_concurrency_defaults_to_the_setting():
+    assert "AIDOC_WORKER_CONCURRENCY" in " ".join(aidoc("node", "run", "--help").output.split())
+
+
+def test_a_training_job_opened_run_and_traced_from_the_command_line(keystores, node, models, doctor, funded):
+    """A buyer opens a DP job on the panel model by the node, the node trains on the records whose
+    owners consented to training, and `train job provenance` names the cohort it used."""
+    from aidoc.training.data import federated_split
+
+    marketplace = doctor.marketplace
+    buyer = new_account("trainer", marketplace, aid=100 * AID)
+    records = []
+    for source in federated_split(3, seed=5).institutions[0].records()[:6]:
+        records.append(consent_record(funded(0), source, [node.address], buyer, royalty=0, purpose=Purpose.TRAINING))
+    out = aidoc("train", "job", "open", "--model", str(models[DataType.LAB_PANEL]), "--node", node.address,
+                "--epsilon", "2", "--delta", "1e-5", "--royalty", "0.5", "--fee", "2", "--max-records", "10",
+                "--account", "trainer").output
+    job = int(re.search(r"training job (\d+) opened: 7.0000 AID escrowed", out).group(1))
+    shown = json.loads(aidoc("train", "job", "show", str(job), "--json").output)
+    assert shown["status"] == "open" and shown["buyer"] == buyer and shown["node"] == node.address
+    assert shown["royalty_per_record"] == str(AID // 2) and shown["max_records"] == 10 and shown["epsilon"] == 2
+    assert "not completed" in one_line_error(aidoc("train", "job", "provenance", str(job), ok=False))
+
+    out = aidoc("train", "job", "run", str(job), "--timeout", "180").output
+    assert re.search(rf"training job {job}: completed: model \d+, 6 records", out), out
+    provenance = json.loads(aidoc("train", "job", "provenance", str(job), "--json").output)
+    assert provenance["record_ids"] == sorted(records) and provenance["records_used"] == 6
+    assert provenance["model_id"] == json.loads(aidoc("train", "job", "show", str(job), "--json").output)["model_id"]
+    assert re.fullmatch(r"0x[0-9a-f]{64}", provenance["cohort_commitment"])
+    assert 0 < provenance["epsilon_spent"] <= 2 and 0 <= provenance["accuracy"] <= 1
+    assert provenance["held_out_count"] >= 1
+    assert "nothing left to run" in one_line_error(aidoc("train", "job", "run", str(job), ok=False))
+
+
+def test_a_federated_training_opened_and_shown(keystores, models, doctor):
+    sponsor = new_account("sponsor", doctor.marketplace, aid=100 * AID)
+    participants, aggregator = ["0x" + "a1" * 20, "0x" + "b2" * 20], "0x" + "c3" * 20
+    args = [arg for p in participants for arg in ("--participant", p)]
+    out = aidoc("train", "federated", "open", "--model", str(models[DataType.LAB_PANEL]), *args,
+                "--aggregator", aggregator, "--reward", "1", "--aggregator-fee", "2", "--rounds", "3",
+                "--target", "0.95", "--account", "sponsor").output
+    training = int(re.search(r"federated training (\d+) opened: 12.0000 AID escrowed", out).group(1))
+    shown = json.loads(aidoc("train", "federated", "show", str(training), "--json").output)
+    assert shown["status"] == "running" and shown["current_round"] == 1 and shown["max_rounds"] == 3
+    assert shown["sponsor"] == sponsor and shown["escrow"] == str(12 * AID) and shown["target_metric"] == 0.95
+    assert [p.lower() for p in shown["participants"]] == participants and shown["aggregator"].lower() == aggregator
+    assert len(shown["rounds"]) == 1 and shown["rounds"][0]["start_cid"] and shown["rounds"][0]["aggregate_cid"] is None
+    assert "round" in aidoc("train", "federated", "show", str(training)).output
 
 
 def test_the_installed_entry_point_runs():
