@@ -161,6 +161,7 @@ def test_a_training_job_opened_run_and_traced_from_the_command_line(keystores, n
     assert shown["status"] == "open" and shown["buyer"] == buyer and shown["node"] == node.address
     assert shown["royalty_per_record"] == str(AID // 2) and shown["max_records"] == 10 and shown["epsilon"] == 2
     assert "not completed" in one_line_error(aidoc("train", "job", "provenance", str(job), ok=False))
+    assert re.search(r"status\s+.*open", aidoc("train", "job", "show", str(job)).output)
 
     out = aidoc("train", "job", "run", str(job), "--timeout", "180").output
     assert re.search(rf"training job {job}: completed: model \d+, 6 records", out), out
@@ -170,6 +171,7 @@ def test_a_training_job_opened_run_and_traced_from_the_command_line(keystores, n
     assert re.fullmatch(r"0x[0-9a-f]{64}", provenance["cohort_commitment"])
     assert 0 < provenance["epsilon_spent"] <= 2 and 0 <= provenance["accuracy"] <= 1
     assert provenance["held_out_count"] >= 1
+    assert provenance["cohort_commitment"] in aidoc("train", "job", "provenance", str(job)).output
     assert "nothing left to run" in one_line_error(aidoc("train", "job", "run", str(job), ok=False))
 
 
