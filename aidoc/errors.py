@@ -74,16 +74,32 @@ class WeightsHashMismatch(ModelArtifactError):
     """Model weights do not match the sha256 registered on-chain."""
 
 
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """What counts as the user's or the environment's doing, not a bug: an AidocError, a file or
+    network failure (OSError), or an error web3 raises (a node that refused a call, a bad RPC URL)."""
+    from web3.exceptions import Web3Exception
+
+    return AidocError, OSError, Web3Exception
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (an OSError without one still says what failed)."""
+    text = str(error) or type(error).__name__
+    return " ".join(text.split())
+
+
 def exit_on_user_error(entry_point: Callable[..., T]) -> Callable[..., T]:
-    """Wraps a command or script entry point: an AidocError ends it with one line on stderr and
-    exit status 1; anything else is a bug and keeps its traceback."""
+    """The one error policy of every entry point (the CLI's commands apply it through
+    aidoc.cli.params.user_errors, the demos, the Brownie scripts and the node's processes directly):
+    a user error (`user_error_types`) ends it with one `error: ...` line on stderr and exit status
+    1; anything else is a bug and keeps its traceback."""
 
     @functools.wraps(entry_point)
     def wrapper(*args, **kwargs):
         try:
             return entry_point(*args, **kwargs)
-        except AidocError as error:
-            print(f"error: {error}", file=sys.stderr)
+        except user_error_types() as error:
+            print(f"error: {one_line(error)}", file=sys.stderr)
             raise SystemExit(1) from None
 
     return wrapper

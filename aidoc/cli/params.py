@@ -15,11 +15,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from web3 import Web3
-from web3.exceptions import Web3Exception
 
 from aidoc.config import AID, ENV_PREFIX, KeySettings, ServiceSettings
 from aidoc.constants import DataType, Purpose
-from aidoc.errors import AidocError, ConfigError
+from aidoc.errors import ConfigError, one_line, user_error_types
 from aidoc.identity import Identity, identity_from_key, load_keystore
 
 if TYPE_CHECKING:
@@ -43,25 +42,20 @@ JsonOption = typer.Option(False, "--json",
 
 
 def user_errors(command: Callable) -> Callable:
-    """The CLI's error policy: a user's mistake (AidocError), a file or network failure (OSError) or
-    an error web3 raises ends the command with exactly one `error: ...` line on stderr and exit
-    status 1, never a traceback. Anything else is a bug and keeps its traceback."""
+    """The project's one error policy (aidoc.errors.exit_on_user_error) for a command: a user error
+    (`user_error_types`: AidocError, OSError, web3's errors) ends the command with exactly one
+    `error: ...` line on stderr and exit status 1, never a traceback; anything else is a bug and
+    keeps its traceback. Only the presentation is the CLI's own (rich, in red on a terminal)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (AidocError, OSError, Web3Exception) as error:
+        except user_error_types() as error:
             errors.print(f"[red]error:[/red] {escape(one_line(error))}", highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper
-
-
-def one_line(error: BaseException) -> str:
-    """An error's message on one line (an OSError without one still says what failed)."""
-    text = str(error) or type(error).__name__
-    return " ".join(text.split())
 
 
 class CommandGroup(typer.Typer):
