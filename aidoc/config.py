@@ -185,10 +185,11 @@ class OracleSettings:
 @dataclass(frozen=True)
 class KeySettings:
     """The secrets a process may find in its environment, for servers with a secret store instead of
-    a prompt: a user's key (AIDOC_PRIVATE_KEY), a node's key (AIDOC_NODE_PRIVATE_KEY) or its keystore
+    a prompt: a user's keystore name (AIDOC_ACCOUNT) or key (AIDOC_PRIVATE_KEY), a node's key (AIDOC_NODE_PRIVATE_KEY) or its keystore
     (AIDOC_NODE_ACCOUNT), and the password of keystores (AIDOC_PASSWORD). Child processes never
     inherit them (aidoc.stack.process); none of them is ever printed (repr=False)."""
 
+    account: str = field(default_factory=lambda: _env("ACCOUNT", "").strip())
     private_key: str = field(default_factory=lambda: _env("PRIVATE_KEY", "").strip(), repr=False)
     node_private_key: str = field(default_factory=lambda: _env("NODE_PRIVATE_KEY", "").strip(), repr=False)
     node_account: str = field(default_factory=lambda: _env("NODE_ACCOUNT", ""))

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from web3 import Web3
 
-from aidoc.config import AID, ENV_PREFIX, KeySettings, ServiceSettings
+from aidoc.config import AID, KeySettings, ServiceSettings
 from aidoc.constants import DataType, Purpose
 from aidoc.errors import ConfigError, one_line, user_error_types
 from aidoc.identity import Identity, identity_from_key, load_keystore
@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 console = Console(width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True, soft_wrap=True)  # one line per error, however long
 
-AccountOption = typer.Option(None, "--account", "-a", envvar=ENV_PREFIX + "ACCOUNT",
-                             help="keystore name (or set AIDOC_PRIVATE_KEY)")
-NodeAccountOption = typer.Option(None, "--account", "-a", envvar=ENV_PREFIX + "ACCOUNT",
+AccountOption = typer.Option(None, "--account", "-a",
+                             help="keystore name (default: AIDOC_ACCOUNT; or set AIDOC_PRIVATE_KEY)")
+NodeAccountOption = typer.Option(None, "--account", "-a",
                                  help="the node's keystore name (or set AIDOC_NODE_ACCOUNT, AIDOC_NODE_PRIVATE_KEY "
                                       "or AIDOC_PRIVATE_KEY)")
 JsonOption = typer.Option(False, "--json",
@@ -131,8 +131,10 @@ def show_aid(units: int) -> str:
 
 
 def identity_for(account: Optional[str], services: ServiceSettings) -> Identity:
-    """The keystore `account` (password from AIDOC_PASSWORD or a prompt), else AIDOC_PRIVATE_KEY."""
+    """The keystore `account` (or AIDOC_ACCOUNT; password from AIDOC_PASSWORD or a prompt), else
+    AIDOC_PRIVATE_KEY."""
     keys = KeySettings()
+    account = account or keys.account or None
     if account is None:
         identity = identity_from_key(keys.private_key)
         if identity is not None:
@@ -145,6 +147,7 @@ def node_identity_for(account: Optional[str], services: ServiceSettings) -> Iden
     """Who a node runs as: --account, else the node's key as its processes find it
     (AIDOC_NODE_PRIVATE_KEY, or the keystore AIDOC_NODE_ACCOUNT), else AIDOC_PRIVATE_KEY."""
     keys = KeySettings()
+    account = account or keys.account or None
     if account is None:
         identity = identity_from_key(keys.node_private_key)
         if identity is not None:

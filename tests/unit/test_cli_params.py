@@ -185,3 +185,18 @@ def test_parsers():
     assert parse_purposes(["diagnosis", "TRAINING"]) == Purpose.DIAGNOSIS | Purpose.TRAINING
     assert purpose_names(Purpose.DIAGNOSIS | Purpose.TRAINING) == ["diagnosis", "training"]
     assert data_types_of(input_types_mask(DataType.LAB_PANEL, DataType.ECG)) == (DataType.LAB_PANEL, DataType.ECG)
+
+
+def test_aidoc_account_names_the_keystore_when_no_account_option_is_given(monkeypatch, tmp_path):
+    from dataclasses import replace
+
+    from aidoc.cli.params import identity_for
+    from aidoc.config import ServiceSettings
+    from aidoc.identity import Identity, save_keystore
+
+    alice = Identity.generate()
+    save_keystore(tmp_path, "alice", alice, "pw")
+    monkeypatch.setenv("AIDOC_ACCOUNT", "alice")
+    monkeypatch.setenv("AIDOC_PASSWORD", "pw")
+    monkeypatch.delenv("AIDOC_PRIVATE_KEY", raising=False)
+    assert identity_for(None, replace(ServiceSettings(), keystore_dir=tmp_path)).address == alice.address
