@@ -6,6 +6,8 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
+import {Artifacts} from "./libraries/Artifacts.sol";
+import {DataTypes} from "./libraries/DataTypes.sol";
 import {Purposes} from "./libraries/Purposes.sol";
 
 /// @title Consent registry
@@ -23,9 +25,9 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
     bytes32 public constant CONSENT_REVOCATION_TYPEHASH =
         keccak256("ConsentRevocation(uint256 recordId,address grantee,uint8 purposes,uint256 nonce,uint256 deadline)");
 
-    /// @notice Highest known data type code (1 lab panel, 2 ECG, 3 image, 4 cytology: the 30
-    /// fine-needle-aspirate measurements of scikit-learn's breast-cancer dataset).
-    uint8 public constant MAX_DATA_TYPE = 4;
+    /// @notice Highest known data type code (1 lab panel, 2 ECG, 3 image, 4 cytology): DataTypes'
+    /// bound, which ModelRegistry.MAX_INPUT_TYPE exposes too.
+    uint8 public constant MAX_DATA_TYPE = DataTypes.MAX_DATA_TYPE;
 
     uint256 private _recordCount;
     mapping(uint256 recordId => Record) private _records;
@@ -46,9 +48,10 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         string calldata keyEnvelopeCid,
         uint80 royalty
     ) external returns (uint256 recordId) {
-        if (bytes(ciphertextCid).length == 0 || bytes(keyEnvelopeCid).length == 0) revert EmptyCid();
-        if (ciphertextHash == bytes32(0)) revert ZeroCiphertextHash();
-        if (dataType == 0 || dataType > MAX_DATA_TYPE) revert InvalidDataType(dataType);
+        // EmptyCid if either CID is empty, before ZeroHash.
+        Artifacts.requireCid(keyEnvelopeCid);
+        Artifacts.check(ciphertextCid, ciphertextHash);
+        if (!DataTypes.isKnown(dataType)) revert InvalidDataType(dataType);
 
         recordId = ++_recordCount;
         Record storage record = _records[recordId];
@@ -64,7 +67,7 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
     /// @inheritdoc IConsentRegistry
     function updateKeyEnvelope(uint256 recordId, string calldata keyEnvelopeCid) external {
         Record storage record = _ownedLiveRecord(recordId, msg.sender);
-        if (bytes(keyEnvelopeCid).length == 0) revert EmptyCid();
+        Artifacts.requireCid(keyEnvelopeCid);
         record.keyEnvelopeCid = keyEnvelopeCid;
         emit KeyEnvelopeUpdated(recordId, keyEnvelopeCid);
     }

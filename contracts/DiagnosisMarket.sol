@@ -4,8 +4,7 @@ pragma solidity ^0.8.24;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
-import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ComputeMarket} from "./base/ComputeMarket.sol";
 import {IDiagnosisMarket} from "./interfaces/IDiagnosisMarket.sol";
 import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
@@ -16,9 +15,8 @@ import {FailureReasons} from "./libraries/FailureReasons.sol";
 /// @title Diagnosis market
 /// @notice Escrow and settlement of diagnosis requests between requesters, model providers, data
 /// owners and compute nodes. Holds AID only while requests are pending, and never holds ETH.
-contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
-    using SafeERC20 for IERC20;
-
+/// AID moves only through the escrow's _collect and _pay (see MarketEscrow).
+contract DiagnosisMarket is IDiagnosisMarket, ComputeMarket, AccessControl, ReentrancyGuard {
     /// @notice Bounds of the governance-set request timeout.
     uint64 public constant MIN_REQUEST_TIMEOUT = 1 minutes;
     uint64 public constant MAX_REQUEST_TIMEOUT = 30 days;
@@ -28,15 +26,6 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
     /// (EIP-150 forwards at most 63/64 of what remains).
     uint256 private constant REPORT_GAS = 60_000;
     uint256 private constant REPORT_GAS_NEEDED = REPORT_GAS + REPORT_GAS / 63 + 5_000;
-
-    /// @notice The AID token escrowed and paid out.
-    IERC20 public immutable token;
-    /// @notice Where consent is checked and access is logged.
-    IConsentRegistry public immutable consents;
-    /// @notice Where model terms come from and ratings go.
-    IModelRegistry public immutable models;
-    /// @notice Where node terms come from and outcomes go.
-    INodeRegistry public immutable nodes;
 
     /// @inheritdoc IDiagnosisMarket
     uint64 public requestTimeout;
@@ -67,12 +56,8 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         IModelRegistry modelRegistry,
         INodeRegistry nodeRegistry,
         uint64 initialRequestTimeout
-    ) {
+    ) ComputeMarket(aidToken, consentRegistry, modelRegistry, nodeRegistry) {
         _checkTimeout(initialRequestTimeout);
-        token = aidToken;
-        consents = consentRegistry;
-        models = modelRegistry;
-        nodes = nodeRegistry;
         requestTimeout = initialRequestTimeout;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
@@ -101,11 +86,8 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         bytes32 r,
         bytes32 s
     ) external nonReentrant returns (uint256 requestId) {
-        // A permit can be front-run by anyone who copies it from the mempool; that spends the
-        // nonce but sets the same allowance, so a failed permit is ignored and the transfer
-        // below decides (as OpenZeppelin recommends for permit consumers).
-        try IERC20Permit(address(token)).permit(msg.sender, address(this), permitValue, permitDeadline, v, r, s) {}
-            catch {}
+        // A failed permit is ignored (it may have been front-run): the escrow's transfer decides.
+        _permit(msg.sender, permitValue, permitDeadline, v, r, s);
         return _request(recordId, modelId, node, resultKey, maxTotal);
     }
 
@@ -118,7 +100,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         if (!timedOut && consentHeld) revert NotCancellable(requestId, request.deadline);
         state.status = Status.Cancelled;
         emit DiagnosisCancelled(requestId, request.requester, timedOut);
-        token.safeTransfer(request.requester, _total(request));
+        _pay(request.requester, _total(request));
         // A node cannot fulfil a request whose consent is gone, so that timeout is not its fault.
         if (timedOut && consentHeld) {
             _recordOutcome(request.node, abi.encodeCall(nodes.recordTimedOut, (request.node)));
@@ -229,7 +211,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
                 _accumulate(toProvider, request.provider, request.modelFee);
                 _accumulate(toOwner, request.dataOwner, request.royalty);
             } else {
-                token.safeTransfer(request.requester, _total(request));
+                _pay(request.requester, _total(request));
             }
         }
         _pay(toProvider.to, toProvider.amount);
@@ -248,7 +230,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
 
         state.status = Status.Failed;
         emit DiagnosisFailed(requestId, request.node, reason);
-        token.safeTransfer(request.requester, _total(request));
+        _pay(request.requester, _total(request));
         if (nodesFault) _recordOutcome(request.node, abi.encodeCall(nodes.recordFailed, (request.node)));
     }
 
@@ -260,7 +242,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         if (amount == 0) revert NothingToWithdraw(msg.sender);
         account.earnings = 0;
         emit NodeEarningsWithdrawn(msg.sender, to, amount);
-        token.safeTransfer(to, amount);
+        _pay(to, amount);
     }
 
     /// @inheritdoc IDiagnosisMarket
@@ -314,7 +296,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         requestId = ++_requestCount;
         _requests[requestId] = RequestState({digest: _digest(request), status: Status.Pending, rated: false});
         emit DiagnosisRequested(requestId, msg.sender, node, request, resultKey);
-        token.safeTransferFrom(msg.sender, address(this), total);
+        _collect(msg.sender, total);
     }
 
     /// @dev Whether `key` (an X25519 public key, little-endian u-coordinate) is zero or of small
@@ -351,9 +333,7 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         (request.provider, request.modelFee, inputType) = models.requireActive(modelId);
         if (inputType != dataType) revert InputTypeMismatch(modelId, inputType, dataType);
 
-        uint16 inputTypes;
-        (request.nodeFee, inputTypes) = nodes.requireActive(node);
-        if (inputTypes & (uint16(1) << dataType) == 0) revert NodeUnsupportedInput(node, dataType);
+        request.nodeFee = _requireCapableNode(node, dataType);
     }
 
     function _pendingRequest(uint256 requestId, Request calldata request)
@@ -399,10 +379,6 @@ contract DiagnosisMarket is IDiagnosisMarket, AccessControl, ReentrancyGuard {
         if (gasleft() < REPORT_GAS_NEEDED) revert InsufficientGasForReport(gasleft(), REPORT_GAS_NEEDED);
         (recorded,) = address(nodes).call{gas: REPORT_GAS}(call);
         if (!recorded) emit ReputationNotRecorded(node);
-    }
-
-    function _pay(address to, uint256 amount) private {
-        if (amount != 0) token.safeTransfer(to, amount);
     }
 
     function _checkTimeout(uint64 timeout) private pure {

@@ -4,29 +4,24 @@ pragma solidity ^0.8.24;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {MarketEscrow} from "./base/MarketEscrow.sol";
+import {ModelPublisher} from "./base/ModelPublisher.sol";
 import {IFederatedRounds} from "./interfaces/IFederatedRounds.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {Artifacts} from "./libraries/Artifacts.sol";
+import {DataTypes} from "./libraries/DataTypes.sol";
 
 /// @title Federated rounds
 /// @notice Escrow, round bookkeeping and settlement of federated trainings. Holds AID only while
-/// trainings run, and never holds ETH.
-contract FederatedRounds is IFederatedRounds, AccessControl, ReentrancyGuard {
-    using SafeERC20 for IERC20;
-
+/// trainings run, and never holds ETH. AID moves only through the escrow's _collect and _pay (see
+/// MarketEscrow).
+contract FederatedRounds is IFederatedRounds, ModelPublisher, AccessControl, ReentrancyGuard {
     /// @notice Bounds of a training's participant set (rewards are paid in a loop over it).
     uint256 public constant MIN_PARTICIPANTS = 2;
     uint256 public constant MAX_PARTICIPANTS = 32;
     /// @notice Bounds of a round's duration.
     uint64 public constant MIN_ROUND_DURATION = 1 minutes;
     uint64 public constant MAX_ROUND_DURATION = 30 days;
-    /// @dev Metrics are basis points of a score in [0, 1] (accuracy, AUC).
-    uint16 private constant MAX_BPS = 10_000;
-
-    /// @notice The AID token escrowed and paid out.
-    IERC20 public immutable token;
-    /// @notice Where base models come from and trained models are published.
-    IModelRegistry public immutable models;
 
     /// @dev What the contract keeps per round; its starting model is the previous round's
     /// aggregate (the base model's weights for round 1), so it is not stored twice.
@@ -55,9 +50,7 @@ contract FederatedRounds is IFederatedRounds, AccessControl, ReentrancyGuard {
     /// @param admin receives DEFAULT_ADMIN_ROLE
     /// @param aidToken the AID token
     /// @param modelRegistry the ModelRegistry (this contract needs its PUBLISHER_ROLE)
-    constructor(address admin, IERC20 aidToken, IModelRegistry modelRegistry) {
-        token = aidToken;
-        models = modelRegistry;
+    constructor(address admin, IERC20 aidToken, IModelRegistry modelRegistry) MarketEscrow(aidToken, modelRegistry) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
@@ -78,7 +71,7 @@ contract FederatedRounds is IFederatedRounds, AccessControl, ReentrancyGuard {
         if (count < MIN_PARTICIPANTS || count > MAX_PARTICIPANTS) revert InvalidParticipantCount(count);
         if (aggregator == address(0)) revert InvalidAggregator(aggregator);
         if (maxRounds == 0) revert InvalidMaxRounds(maxRounds);
-        if (targetMetricBps > MAX_BPS) revert InvalidMetric(targetMetricBps);
+        if (targetMetricBps > DataTypes.MAX_BPS) revert InvalidMetric(targetMetricBps);
         if (roundDuration < MIN_ROUND_DURATION || roundDuration > MAX_ROUND_DURATION) {
             revert InvalidRoundDuration(roundDuration);
         }
@@ -105,7 +98,7 @@ contract FederatedRounds is IFederatedRounds, AccessControl, ReentrancyGuard {
         training.baseModelId = baseModelId;
         _emitOpened(trainingId, training, participants);
         _openRound(trainingId, training, 1, base.weightsCid, base.weightsSha256);
-        if (escrow != 0) token.safeTransferFrom(msg.sender, address(this), escrow);
+        _collect(msg.sender, escrow);
     }
 
     /// @inheritdoc IFederatedRounds
@@ -139,7 +132,7 @@ contract FederatedRounds is IFederatedRounds, AccessControl, ReentrancyGuard {
         if (!_isParticipant[trainingId][msg.sender]) revert NotParticipant(trainingId, msg.sender);
         Round storage current = _currentRound(trainingId, training, round);
         if (block.timestamp > current.deadline) revert RoundDeadlinePassed(trainingId, round, current.deadline);
-        _checkArtifact(updateCid, updateSha256);
+        Artifacts.check(updateCid, updateSha256);
         if (numSamples == 0) revert ZeroSamples();
         Update storage update = _updates[trainingId][round][msg.sender];
         if (update.numSamples != 0) revert AlreadySubmitted(trainingId, round, msg.sender);
@@ -167,8 +160,8 @@ contract FederatedRounds is IFederatedRounds, AccessControl, ReentrancyGuard {
         Training storage training = _runningTraining(trainingId);
         if (msg.sender != training.aggregator) revert NotAggregator(trainingId, msg.sender);
         Round storage current = _currentRound(trainingId, training, round);
-        _checkArtifact(aggregateCid, aggregateSha256);
-        if (metricBps > MAX_BPS) revert InvalidMetric(metricBps);
+        Artifacts.check(aggregateCid, aggregateSha256);
+        if (metricBps > DataTypes.MAX_BPS) revert InvalidMetric(metricBps);
         uint16 updates = current.updates;
         // Ready once everyone submitted, or once the deadline passed with at least one update.
         if (updates != _participants[trainingId].length && (block.timestamp <= current.deadline || updates == 0)) {
@@ -308,10 +301,7 @@ contract FederatedRounds is IFederatedRounds, AccessControl, ReentrancyGuard {
         refund = training.escrow;
         training.status = TrainingStatus.Finished;
         training.escrow = 0;
-        IModelRegistry.Model memory base = models.getModel(training.baseModelId);
-        uint256 modelId = models.registerModelFor(
-            training.sponsor, base.name, aggregateCid, aggregateSha256, base.inputType, base.price
-        );
+        uint256 modelId = _publishVersion(training.sponsor, training.baseModelId, aggregateCid, aggregateSha256);
         training.modelId = modelId;
         emit TrainingFinished(trainingId, modelId, training.currentRound, metricBps, refund);
     }
@@ -324,7 +314,7 @@ contract FederatedRounds is IFederatedRounds, AccessControl, ReentrancyGuard {
         mapping(address => Update) storage updates = _updates[trainingId][round];
         for (uint256 i = 0; i < participants.length; ++i) {
             address participant = participants[i];
-            if (updates[participant].numSamples != 0) token.safeTransfer(participant, reward);
+            if (updates[participant].numSamples != 0) _pay(participant, reward);
         }
     }
 
@@ -341,11 +331,6 @@ contract FederatedRounds is IFederatedRounds, AccessControl, ReentrancyGuard {
         }
         Round storage previous = _rounds[trainingId][round - 1];
         return (previous.aggregateCid, previous.aggregateSha256);
-    }
-
-    function _checkArtifact(string calldata cid, bytes32 digest) private pure {
-        if (bytes(cid).length == 0) revert EmptyCid();
-        if (digest == bytes32(0)) revert ZeroHash();
     }
 
     function _training(uint256 trainingId) private view returns (Training storage training) {
@@ -372,9 +357,5 @@ contract FederatedRounds is IFederatedRounds, AccessControl, ReentrancyGuard {
         Training storage training = _training(trainingId);
         if (round == 0 || round > training.currentRound) revert UnknownRound(trainingId, round);
         return _rounds[trainingId][round];
-    }
-
-    function _pay(address to, uint256 amount) private {
-        if (amount != 0) token.safeTransfer(to, amount);
     }
 }

@@ -3,6 +3,8 @@ pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {Artifacts} from "./libraries/Artifacts.sol";
+import {DataTypes} from "./libraries/DataTypes.sol";
 
 /// @title Model registry
 /// @notice Versioned diagnostic models, their prices, their audit status and their ratings.
@@ -14,8 +16,9 @@ contract ModelRegistry is IModelRegistry, AccessControl {
     /// @notice Contracts that publish a model version on a provider's behalf (the training markets).
     bytes32 public constant PUBLISHER_ROLE = keccak256("PUBLISHER_ROLE");
 
-    /// @notice Highest known input type code; the same codes as ConsentRegistry data types.
-    uint8 public constant MAX_INPUT_TYPE = 4;
+    /// @notice Highest known input type code; the same codes and bound as ConsentRegistry data
+    /// types (DataTypes).
+    uint8 public constant MAX_INPUT_TYPE = DataTypes.MAX_DATA_TYPE;
 
     uint256 private _modelCount;
     mapping(uint256 modelId => Model) private _models;
@@ -138,9 +141,8 @@ contract ModelRegistry is IModelRegistry, AccessControl {
         uint80 price
     ) private returns (uint256 modelId) {
         if (bytes(name).length == 0) revert EmptyModelName();
-        if (bytes(weightsCid).length == 0) revert EmptyWeightsCid();
-        if (weightsSha256 == bytes32(0)) revert ZeroWeightsHash();
-        if (inputType == 0 || inputType > MAX_INPUT_TYPE) revert InvalidInputType(inputType);
+        Artifacts.check(weightsCid, weightsSha256);
+        if (!DataTypes.isKnown(inputType)) revert InvalidInputType(inputType);
 
         uint32 version = ++_latestVersion[_familyKey(provider, name)];
         modelId = ++_modelCount;

@@ -4,19 +4,21 @@ pragma solidity ^0.8.24;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ComputeMarket} from "./base/ComputeMarket.sol";
+import {ModelPublisher} from "./base/ModelPublisher.sol";
 import {ITrainingMarket} from "./interfaces/ITrainingMarket.sol";
 import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
+import {Artifacts} from "./libraries/Artifacts.sol";
+import {DataTypes} from "./libraries/DataTypes.sol";
 import {Purposes} from "./libraries/Purposes.sol";
 
 /// @title Training market
 /// @notice Escrow and settlement of compute-to-data training jobs, and the per-record privacy
-/// budgets they spend. Holds AID only while jobs are open, and never holds ETH.
-contract TrainingMarket is ITrainingMarket, AccessControl, ReentrancyGuard {
-    using SafeERC20 for IERC20;
-
+/// budgets they spend. Holds AID only while jobs are open, and never holds ETH. AID moves only
+/// through the escrow's _collect and _pay (see MarketEscrow).
+contract TrainingMarket is ITrainingMarket, ComputeMarket, ModelPublisher, AccessControl, ReentrancyGuard {
     /// @notice The furthest ahead a job's deadline may be.
     uint64 public constant MAX_JOB_DURATION = 30 days;
     /// @notice The most records one job may use. completeJob costs up to about 77k gas per record
@@ -26,15 +28,6 @@ contract TrainingMarket is ITrainingMarket, AccessControl, ReentrancyGuard {
     uint32 public constant MAX_RECORDS_PER_JOB = 128;
     /// @dev delta is in units of 1e-18, and a DP delta of 1 or more guarantees nothing.
     uint64 private constant DELTA_ONE = 1e18;
-
-    /// @notice The AID token escrowed and paid out.
-    IERC20 public immutable token;
-    /// @notice Where consent is checked and access is logged.
-    IConsentRegistry public immutable consents;
-    /// @notice Where base models come from and trained models are published.
-    IModelRegistry public immutable models;
-    /// @notice Where node terms come from.
-    INodeRegistry public immutable nodes;
 
     /// @inheritdoc ITrainingMarket
     uint32 public defaultEpsilonLimitMilli;
@@ -71,11 +64,7 @@ contract TrainingMarket is ITrainingMarket, AccessControl, ReentrancyGuard {
         IModelRegistry modelRegistry,
         INodeRegistry nodeRegistry,
         uint32 defaultEpsilonLimit
-    ) {
-        token = aidToken;
-        consents = consentRegistry;
-        models = modelRegistry;
-        nodes = nodeRegistry;
+    ) ComputeMarket(aidToken, consentRegistry, modelRegistry, nodeRegistry) {
         defaultEpsilonLimitMilli = defaultEpsilonLimit;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
@@ -127,8 +116,7 @@ contract TrainingMarket is ITrainingMarket, AccessControl, ReentrancyGuard {
             maxRecords,
             deadline
         );
-        uint256 total = _escrow(job);
-        if (total != 0) token.safeTransferFrom(msg.sender, address(this), total);
+        _collect(msg.sender, _escrow(job));
     }
 
     /// @inheritdoc ITrainingMarket
@@ -170,7 +158,7 @@ contract TrainingMarket is ITrainingMarket, AccessControl, ReentrancyGuard {
         job.epsilonSpentMilli = epsilonSpentMilli;
 
         // The trained weights become the buyer's version of the base model's family.
-        uint256 modelId = _publish(job, weightsCid, weightsSha256);
+        uint256 modelId = _publishVersion(job.buyer, job.baseModelId, weightsCid, weightsSha256);
         job.modelId = modelId;
         emit JobCompleted(
             jobId, modelId, cohortCommitment, job.recordCount, epsilonSpentMilli, accuracyBps, heldOutCount
@@ -237,8 +225,7 @@ contract TrainingMarket is ITrainingMarket, AccessControl, ReentrancyGuard {
     /// `node` is active and supports that type.
     function _checkModelAndNode(uint256 baseModelId, address node) private view returns (uint8 dataType) {
         (,, dataType) = models.requireActive(baseModelId);
-        (, uint16 inputTypes) = nodes.requireActive(node);
-        if (inputTypes & (uint16(1) << dataType) == 0) revert NodeUnsupportedInput(node, dataType);
+        _requireCapableNode(node, dataType);
     }
 
     function _checkResult(
@@ -253,9 +240,8 @@ contract TrainingMarket is ITrainingMarket, AccessControl, ReentrancyGuard {
         if (epsilonSpentMilli == 0 || epsilonSpentMilli > job.epsilonMilli) {
             revert InvalidEpsilonSpent(epsilonSpentMilli, job.epsilonMilli);
         }
-        if (bytes(weightsCid).length == 0) revert EmptyWeightsCid();
-        if (weightsSha256 == bytes32(0)) revert ZeroWeightsHash();
-        if (accuracyBps > 10_000) revert InvalidAccuracy(accuracyBps);
+        Artifacts.check(weightsCid, weightsSha256);
+        if (accuracyBps > DataTypes.MAX_BPS) revert InvalidAccuracy(accuracyBps);
     }
 
     /// @dev Checks every record of the cohort and spends `epsilonSpentMilli` of its budget; returns
@@ -322,16 +308,6 @@ contract TrainingMarket is ITrainingMarket, AccessControl, ReentrancyGuard {
         payouts.count = n + 1;
     }
 
-    /// @dev Registers the trained weights for the buyer as the next version of the base model's
-    /// family, at the base model's price (the buyer, as its provider, may change it).
-    function _publish(Job storage job, string calldata weightsCid, bytes32 weightsSha256)
-        private
-        returns (uint256 modelId)
-    {
-        IModelRegistry.Model memory base = models.getModel(job.baseModelId);
-        return models.registerModelFor(job.buyer, base.name, weightsCid, weightsSha256, job.dataType, base.price);
-    }
-
     /// @dev The interactions of a completion: the access log of every record, the royalties, the
     /// node's fee and the refund of the royalties of records not used.
     function _settle(uint256 jobId, Job storage job, uint256[] calldata recordIds, Payouts memory payouts) private {
@@ -362,9 +338,5 @@ contract TrainingMarket is ITrainingMarket, AccessControl, ReentrancyGuard {
     function _openJob(uint256 jobId) private view returns (Job storage job) {
         job = _job(jobId);
         if (job.status != JobStatus.Open) revert JobNotOpen(jobId, job.status);
-    }
-
-    function _pay(address to, uint256 amount) private {
-        if (amount != 0) token.safeTransfer(to, amount);
     }
 }

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {IMarketplaceErrors} from "./IMarketplaceErrors.sol";
+
 /// @title Consent registry interface
 /// @notice Patients register encrypted health records and decide who may use each one, for what
 /// purpose and until when. Nothing here is plaintext: a record is the IPFS CID of its ciphertext,
 /// the hash of that ciphertext, a data type and the CID of its key envelope.
-interface IConsentRegistry {
+interface IConsentRegistry is IMarketplaceErrors {
     /// @notice A record as stored on-chain.
     /// @param owner the patient who registered it and alone may grant access to it
     /// @param royalty AID (wei units) paid to the owner each time the record is used for a diagnosis
@@ -38,6 +40,14 @@ interface IConsentRegistry {
         uint64 expiry;
     }
 
+    /// @notice Emitted when a patient registers an encrypted record.
+    /// @param recordId the new record's id
+    /// @param owner the patient, who alone may grant access to it
+    /// @param dataType what the record holds (DataTypes)
+    /// @param ciphertextCid IPFS CID of the ciphertext
+    /// @param ciphertextHash sha256 of the ciphertext
+    /// @param keyEnvelopeCid IPFS CID of the data key wrapped to the chosen nodes' keys
+    /// @param royalty AID (wei units) paid to the owner per diagnosis on the record
     event RecordRegistered(
         uint256 indexed recordId,
         address indexed owner,
@@ -47,30 +57,77 @@ interface IConsentRegistry {
         string keyEnvelopeCid,
         uint80 royalty
     );
+
+    /// @notice Emitted when a record's owner points the record at a new key envelope (e.g. one that wraps
+    /// its key to another node as well).
     event KeyEnvelopeUpdated(uint256 indexed recordId, string keyEnvelopeCid);
+
+    /// @notice Emitted when a record's owner sets the royalty it earns per diagnosis on the record; requests
+    /// already made keep the royalty they escrowed.
     event RoyaltyUpdated(uint256 indexed recordId, uint80 royalty);
+
+    /// @notice Emitted when a record's owner retires the record for good: no grant on it counts any more.
     event RecordRetired(uint256 indexed recordId);
+
+    /// @notice Emitted when a record's owner grants `grantee` the purposes in `purposes` until `expiry`,
+    /// directly, in a batch or by signature; the grant replaces any earlier one to the same grantee.
+    /// @param purposes a bitmask of Purposes
+    /// @param expiry the grant holds while block.timestamp < expiry
     event ConsentGranted(uint256 indexed recordId, address indexed grantee, uint8 purposes, uint64 expiry);
+
+    /// @notice Emitted when the purposes in `purposes` are revoked from `grantee`, directly or by signature;
+    /// the grantee keeps any other purpose it held.
     event ConsentRevoked(uint256 indexed recordId, address indexed grantee, uint8 purposes);
+
+    /// @notice Emitted when a record owner's unsubmitted signed grants and revocations are voided
+    /// (invalidateSignatures, and every revokeConsent).
+    /// @param nextNonce the nonce the owner's next signature must use
     event SignaturesInvalidated(address indexed owner, uint256 nextNonce);
-    /// @notice The access log: written only by the market when a node actually uses a record.
+
+    /// @notice Emitted when a market logs a node's actual use of a record: the access log, written only by
+    /// ACCESS_LOGGER_ROLE contracts (the markets), and only while the consent holds.
+    /// @param grantee whose consent the use was under (the requester or the job's buyer)
+    /// @param node the compute node that used the record
+    /// @param purpose the single purpose of the use (Purposes.DIAGNOSIS or Purposes.TRAINING)
+    /// @param requestId the market's request id, or the training market's job id
     event RecordAccessed(
         uint256 indexed recordId, address indexed grantee, address indexed node, uint8 purpose, uint256 requestId
     );
 
+    /// @notice Thrown when no record has the id `recordId`.
     error UnknownRecord(uint256 recordId);
-    error NotRecordOwner(uint256 recordId, address caller);
+
+    /// @notice Thrown when a retired record is used, granted on or changed.
     error RecordIsRetired(uint256 recordId);
-    error EmptyCid();
-    error ZeroCiphertextHash();
+
+    /// @notice Thrown when a record is registered with a data type outside 1..MAX_DATA_TYPE.
     error InvalidDataType(uint8 dataType);
+
+    /// @notice Thrown when a purpose bitmask to grant or revoke is 0 or has a bit that names no purpose.
     error InvalidPurposes(uint8 purposes);
+
+    /// @notice Thrown when consent would be granted to the zero address.
     error InvalidGrantee(address grantee);
+
+    /// @notice Thrown when a grant's expiry is not after the current block's timestamp.
     error ConsentExpiryInPast(uint64 expiry);
+
+    /// @notice Thrown when a revocation would take away none of the purposes `grantee` holds on the record.
     error NoConsentToRevoke(uint256 recordId, address grantee);
+
+    /// @notice Thrown when `grantee` does not hold consent for `purpose` on the record: never granted or
+    /// revoked (checkAccess), or no longer holding for any reason when a market logs the use (logAccess).
     error ConsentMissing(uint256 recordId, address grantee, uint8 purpose);
+
+    /// @notice Thrown when `grantee`'s grant on the record covers the purpose but expired at `expiry`.
     error ConsentExpired(uint256 recordId, address grantee, uint64 expiry);
+
+    /// @notice Thrown when a signed grant or revocation is submitted after its `deadline`.
     error SignatureExpired(uint256 deadline);
+
+    /// @notice Thrown when a signed grant or revocation is not the record owner's signature (EOA or
+    /// ERC-1271 wallet) over these terms and the owner's current nonce.
+    /// @param signer the record's owner, whose signature was expected
     error InvalidConsentSignature(uint256 recordId, address signer);
 
     /// @notice Registers an encrypted record owned by the caller.

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {IMarketplaceErrors} from "./IMarketplaceErrors.sol";
+
 /// @title Diagnosis market interface
 /// @notice A requester (a doctor) asks an assigned compute node to run a model on a consented
 /// record and escrows model price + data-owner royalty + node fee in AID. The node fulfils with a
@@ -21,7 +23,7 @@ pragma solidity ^0.8.24;
 /// Storage holds one slot per request: a digest of its terms and its status. The full terms are in
 /// the DiagnosisRequested event, and callers pass them back (as with Chainlink's Operator), which
 /// keeps a request near 100k gas and a batched fulfilment far below a Chainlink fulfilment.
-interface IDiagnosisMarket {
+interface IDiagnosisMarket is IMarketplaceErrors {
     /// @notice Lifecycle of a request. Every request ends exactly once: Fulfilled, Failed or Cancelled.
     enum Status {
         None,
@@ -67,6 +69,9 @@ interface IDiagnosisMarket {
         bool rated;
     }
 
+    /// @notice Emitted when a requester makes a request and escrows its fees.
+    /// @param request the terms, fixed now; every later call on the request passes them back
+    /// @param resultKey the requester's X25519 public key, to which the result is sealed
     event DiagnosisRequested(
         uint256 indexed requestId,
         address indexed requester,
@@ -74,38 +79,98 @@ interface IDiagnosisMarket {
         Request request,
         bytes32 resultKey
     );
+
+    /// @notice Emitted when the assigned node fulfils a request (fulfil or fulfilBatch): the provider and the
+    /// data owner are paid, and the node's fee is credited to its account.
+    /// @param resultCommitment keccak256 of a secret salt and the result
+    /// @param resultCid IPFS CID of the result encrypted to the requester
     event DiagnosisFulfilled(uint256 indexed requestId, bytes32 resultCommitment, string resultCid);
+
+    /// @notice Emitted when a request fails and its requester is refunded: its node reported a failure, or
+    /// fulfilBatch found the consent revoked.
+    /// @param reason a FailureReasons code
     event DiagnosisFailed(uint256 indexed requestId, address indexed node, uint8 reason);
+
+    /// @notice Emitted when the requester cancels a request and is refunded.
+    /// @param timedOut whether the deadline had passed (if not, the consent was gone)
     event DiagnosisCancelled(uint256 indexed requestId, address indexed requester, bool timedOut);
+
+    /// @notice Emitted when fulfilBatch skips an item whose request is no longer pending or whose deadline
+    /// passed, so that one lost race does not revert the batch.
+    /// @param status the request's status (Pending when its deadline passed)
     event FulfilmentSkipped(uint256 indexed requestId, Status status);
+
+    /// @notice Emitted when a node withdraws its accumulated fees to `to`.
     event NodeEarningsWithdrawn(address indexed node, address indexed to, uint256 amount);
+
+    /// @notice Emitted when `fulfilments` fulfilments of `node` are counted in the NodeRegistry.
     event ReputationSynced(address indexed node, uint64 fulfilments);
+
+    /// @notice Emitted when the NodeRegistry refused to count an outcome of `node` (e.g. the market lost its
+    /// REPORTER_ROLE); the settlement goes on, and fulfilments stay in the node's account to be synced.
     event ReputationNotRecorded(address indexed node);
+
+    /// @notice Emitted when governance sets the time a node has to fulfil a new request.
     event RequestTimeoutUpdated(uint64 requestTimeout);
 
+    /// @notice Thrown when no request has the id `requestId`.
     error UnknownRequest(uint256 requestId);
+
+    /// @notice Thrown when a request that must be pending has ended.
     error RequestNotPending(uint256 requestId, Status status);
+
+    /// @notice Thrown when the terms passed in do not hash to the digest stored for the request.
     error RequestMismatch(uint256 requestId);
+
+    /// @notice Thrown when someone other than a request's assigned node fulfils it or reports its failure.
     error NotAssignedNode(uint256 requestId, address caller);
+
+    /// @notice Thrown when someone other than a request's requester cancels it or rates its model.
     error NotRequester(uint256 requestId, address caller);
+
+    /// @notice Thrown when a node fulfils a request after its deadline.
     error DeadlinePassed(uint256 requestId, uint64 deadline);
+
+    /// @notice Thrown when a requester cancels before the deadline while the consent still holds.
     error NotCancellable(uint256 requestId, uint64 deadline);
+
+    /// @notice Thrown when the model reads another data type than the record holds.
     error InputTypeMismatch(uint256 modelId, uint8 modelInputType, uint8 recordDataType);
-    error NodeUnsupportedInput(address node, uint8 dataType);
-    /// @notice The result key is zero or an X25519 point of small order, to which nothing can be sealed.
+
+    /// @notice Thrown when the result key is zero or an X25519 point of small order, to which nothing can be
+    /// sealed.
     error InvalidResultKey(bytes32 resultKey);
+
+    /// @notice Thrown when a fulfilment's result commitment is zero.
     error ZeroResultCommitment(uint256 requestId);
+
+    /// @notice Thrown when a fulfilment's result CID is empty.
     error EmptyResultCid(uint256 requestId);
-    error InvalidReason(uint8 reason);
+
+    /// @notice Thrown when fulfilBatch is given no fulfilments.
     error EmptyBatch();
+
+    /// @notice Thrown when the model of a request that was not fulfilled is rated.
     error RequestNotFulfilled(uint256 requestId, Status status);
+
+    /// @notice Thrown when the model of a request is rated a second time.
     error AlreadyRated(uint256 requestId);
+
+    /// @notice Thrown when a request timeout outside MIN_REQUEST_TIMEOUT..MAX_REQUEST_TIMEOUT is set.
     error InvalidTimeout(uint64 requestTimeout);
+
+    /// @notice Thrown when a request's fees add up to more than the requester's `maxTotal`.
     error PriceAboveLimit(uint256 total, uint256 maxTotal);
+
+    /// @notice Thrown when too little gas is left to give the NodeRegistry's outcome counter its fixed
+    /// allowance, so that no node can keep a failure off its record by starving the call.
     error InsufficientGasForReport(uint256 gasLeft, uint256 gasNeeded);
+
+    /// @notice Thrown when the requester's consent on the record lapses before the request's deadline.
     error ConsentExpiresBeforeDeadline(uint256 recordId, uint64 expiry, uint64 deadline);
+
+    /// @notice Thrown when a node without earnings withdraws.
     error NothingToWithdraw(address node);
-    error InvalidRecipient(address to);
 
     /// @notice Requests a diagnosis of `recordId` with `modelId` by `node`, escrowing the fees.
     /// @dev The caller needs diagnosis consent on the record lasting past the request's deadline,

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {IMarketplaceErrors} from "./IMarketplaceErrors.sol";
+
 /// @title Federated rounds interface
 /// @notice Federated learning across institutions, in rounds: no data leaves an institution, only
 /// model updates do. A sponsor opens a training on a base model with a fixed set of participants
@@ -14,7 +16,7 @@ pragma solidity ^0.8.24;
 ///
 /// Every update's CID, hash and sample count stays on-chain, so anyone can recompute a round's
 /// FedAvg aggregate off-chain and compare its sha256 with the one the aggregator posted.
-interface IFederatedRounds {
+interface IFederatedRounds is IMarketplaceErrors {
     /// @notice Lifecycle of a training. It ends exactly once: Finished or Cancelled.
     enum TrainingStatus {
         None,
@@ -51,6 +53,10 @@ interface IFederatedRounds {
         uint256 modelId;
     }
 
+    /// @notice Emitted when a sponsor opens a federated training and escrows its budget (RoundOpened follows for
+    /// round 1).
+    /// @param participants the institutions that submit updates, in the sponsor's order
+    /// @param escrow the AID escrowed: every round's rewards and aggregator fees
     event TrainingOpened(
         uint256 indexed trainingId,
         address indexed sponsor,
@@ -64,11 +70,15 @@ interface IFederatedRounds {
         uint64 roundDuration,
         uint256 escrow
     );
-    /// @notice Round `round` is open: participants train from the model (startCid, startSha256)
+
+    /// @notice Emitted when round `round` opens: participants train from the model (startCid, startSha256)
     /// and submit their updates by `deadline`.
     event RoundOpened(
         uint256 indexed trainingId, uint16 indexed round, string startCid, bytes32 startSha256, uint64 deadline
     );
+
+    /// @notice Emitted when a participant submits its update for the current round.
+    /// @param numSamples how many samples it trained on (the update's weight in FedAvg)
     event UpdateSubmitted(
         uint256 indexed trainingId,
         uint16 indexed round,
@@ -77,6 +87,11 @@ interface IFederatedRounds {
         bytes32 updateSha256,
         uint64 numSamples
     );
+
+    /// @notice Emitted when the aggregator posts a round's aggregate; the round's updates and the aggregator are
+    /// paid.
+    /// @param metricBps the aggregate's metric on the aggregator's validation data, in basis points
+    /// @param updates how many updates the aggregate averages
     event AggregatePosted(
         uint256 indexed trainingId,
         uint16 indexed round,
@@ -85,35 +100,74 @@ interface IFederatedRounds {
         uint16 metricBps,
         uint16 updates
     );
-    /// @notice The training finished after `rounds` rounds: its last aggregate is model `modelId`.
+
+    /// @notice Emitted when the training finishes after `rounds` rounds: its last aggregate is the model
+    /// `modelId`, registered for the sponsor, and `refund` went back to the sponsor.
     event TrainingFinished(
         uint256 indexed trainingId, uint256 indexed modelId, uint16 rounds, uint16 metricBps, uint256 refund
     );
-    /// @notice The sponsor cancelled in round `round`: the `paidUpdates` updates already submitted
-    /// to it were paid, and `refund` went back to the sponsor.
+
+    /// @notice Emitted when the sponsor cancels in round `round`: the `paidUpdates` updates already submitted to
+    /// it were paid, and `refund` went back to the sponsor.
     event TrainingCancelled(uint256 indexed trainingId, uint16 round, uint16 paidUpdates, uint256 refund);
 
+    /// @notice Thrown when no training has the id `trainingId`.
     error UnknownTraining(uint256 trainingId);
+
+    /// @notice Thrown when a round that has not been opened is read.
     error UnknownRound(uint256 trainingId, uint16 round);
+
+    /// @notice Thrown when a training that must be running has finished or been cancelled.
     error TrainingNotRunning(uint256 trainingId, TrainingStatus status);
+
+    /// @notice Thrown when a training is opened with fewer than MIN_PARTICIPANTS or more than MAX_PARTICIPANTS.
     error InvalidParticipantCount(uint256 count);
+
+    /// @notice Thrown when a training's participant set holds the zero address.
     error InvalidParticipant(address participant);
+
+    /// @notice Thrown when a training's participant set names an address twice.
     error DuplicateParticipant(address participant);
+
+    /// @notice Thrown when a training is opened with the zero address as aggregator.
     error InvalidAggregator(address aggregator);
+
+    /// @notice Thrown when a training is opened for 0 rounds.
     error InvalidMaxRounds(uint16 maxRounds);
+
+    /// @notice Thrown when a round duration outside MIN_ROUND_DURATION..MAX_ROUND_DURATION is given.
     error InvalidRoundDuration(uint64 roundDuration);
+
+    /// @notice Thrown when a target or an aggregate's metric is above 10,000 basis points.
     error InvalidMetric(uint16 metricBps);
+
+    /// @notice Thrown when an address outside the training's participant set submits an update.
     error NotParticipant(uint256 trainingId, address caller);
+
+    /// @notice Thrown when someone other than the training's aggregator posts an aggregate.
     error NotAggregator(uint256 trainingId, address caller);
+
+    /// @notice Thrown when someone other than the training's sponsor cancels it.
     error NotSponsor(uint256 trainingId, address caller);
+
+    /// @notice Thrown when an update or aggregate names another round than the one open.
     error NotCurrentRound(uint256 trainingId, uint16 round, uint16 currentRound);
+
+    /// @notice Thrown when a participant submits an update after the round's deadline.
     error RoundDeadlinePassed(uint256 trainingId, uint16 round, uint64 deadline);
+
+    /// @notice Thrown when the sponsor cancels before the current round's deadline passed.
     error RoundNotExpired(uint256 trainingId, uint16 round, uint64 deadline);
+
+    /// @notice Thrown when a participant submits a second update to a round.
     error AlreadySubmitted(uint256 trainingId, uint16 round, address participant);
+
+    /// @notice Thrown when an aggregate is posted before every participant submitted, unless the deadline
+    /// passed with at least one update.
     error RoundNotReady(uint256 trainingId, uint16 round, uint16 updates, uint64 deadline);
+
+    /// @notice Thrown when an update claims to be trained on 0 samples.
     error ZeroSamples();
-    error EmptyCid();
-    error ZeroHash();
 
     /// @notice Opens a training of `baseModelId` and its first round, escrowing
     /// participants.length * maxRounds * rewardPerUpdate + maxRounds * aggregatorFee AID from the

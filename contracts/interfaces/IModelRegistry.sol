@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {IMarketplaceErrors} from "./IMarketplaceErrors.sol";
+
 /// @title Model registry interface
 /// @notice Providers publish versioned diagnostic models: weights on IPFS pinned by their sha256,
 /// an input type and a price per call in AID. Auditors suspend and reinstate models with a reason.
-interface IModelRegistry {
+interface IModelRegistry is IMarketplaceErrors {
     /// @notice Lifecycle of a model. Deactivated is final; Suspended can be reinstated by an auditor.
     enum ModelStatus {
         None,
@@ -31,6 +33,12 @@ interface IModelRegistry {
         uint128 count;
     }
 
+    /// @notice Emitted when a model version is registered, by its provider or by a publisher on the provider's
+    /// behalf (then followed by ModelPublishedFor).
+    /// @param version the version within the provider's family `name`, counted from 1
+    /// @param weightsSha256 sha256 of the weights file, checked by nodes before loading
+    /// @param inputType the data type the model reads (DataTypes)
+    /// @param price AID (wei units) per diagnosis
     event ModelRegistered(
         uint256 indexed modelId,
         address indexed provider,
@@ -41,26 +49,51 @@ interface IModelRegistry {
         uint8 inputType,
         uint80 price
     );
-    /// @notice A PUBLISHER_ROLE contract registered `modelId` on `provider`'s behalf (the
-    /// ModelRegistered event just before it names the model); the publisher's own events say how
-    /// the weights were made.
+
+    /// @notice Emitted when a PUBLISHER_ROLE contract registers `modelId` on `provider`'s behalf, right after the
+    /// ModelRegistered event that names the model; the publisher's own events say how the weights were
+    /// made (JobCompleted, TrainingFinished).
     event ModelPublishedFor(uint256 indexed modelId, address indexed provider, address indexed publisher);
+
+    /// @notice Emitted when a model's provider sets its price per diagnosis.
     event ModelPriceUpdated(uint256 indexed modelId, uint80 price);
+
+    /// @notice Emitted when a model's provider withdraws the model for good.
     event ModelDeactivated(uint256 indexed modelId);
+
+    /// @notice Emitted when an auditor suspends an active model, giving the reason.
     event ModelSuspended(uint256 indexed modelId, address indexed auditor, string reason);
+
+    /// @notice Emitted when an auditor reinstates a suspended model, giving the reason.
     event ModelReinstated(uint256 indexed modelId, address indexed auditor, string reason);
+
+    /// @notice Emitted when the market records the rating (1..5) a requester with a fulfilled request gave the model.
     event ModelRated(uint256 indexed modelId, address indexed rater, uint8 score);
 
+    /// @notice Thrown when no model has the id `modelId`.
     error UnknownModel(uint256 modelId);
+
+    /// @notice Thrown when someone other than a model's provider changes the model.
     error NotModelProvider(uint256 modelId, address caller);
+
+    /// @notice Thrown when a model is not in the state an action needs: Active to take requests, to be trained
+    /// from or to be suspended; not Deactivated to change its price or deactivate it.
+    /// @param status the model's status
     error ModelNotActive(uint256 modelId, ModelStatus status);
+
+    /// @notice Thrown when an auditor reinstates a model that is not suspended.
     error ModelNotSuspended(uint256 modelId);
+
+    /// @notice Thrown when a model is registered without a name.
     error EmptyModelName();
-    error EmptyWeightsCid();
-    error ZeroWeightsHash();
+
+    /// @notice Thrown when a model is registered with an input type outside 1..MAX_INPUT_TYPE.
     error InvalidInputType(uint8 inputType);
+
+    /// @notice Thrown when a publisher registers a model for the zero address.
     error InvalidProvider(address provider);
-    error EmptyReason();
+
+    /// @notice Thrown when a rating is not from 1 to 5.
     error InvalidScore(uint8 score);
 
     /// @notice Registers the next version of the caller's model `name`.

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {IMarketplaceErrors} from "./IMarketplaceErrors.sol";
+
 /// @title Node registry interface
 /// @notice Compute nodes stake AID, publish an X25519 encryption key and their capabilities, and
 /// build a reputation from their outcomes. Governance can slash a node's stake.
-interface INodeRegistry {
+interface INodeRegistry is IMarketplaceErrors {
     /// @notice A compute node.
     /// @param stake AID currently at stake (wei units)
     /// @param fee AID the node charges per diagnosis
@@ -31,31 +33,76 @@ interface INodeRegistry {
         uint64 slashed;
     }
 
+    /// @notice Emitted when a node registers and stakes.
+    /// @param stake AID staked (wei units)
+    /// @param fee AID the node charges per diagnosis
+    /// @param encryptionKey X25519 public key that record keys are wrapped to
+    /// @param inputTypes bitmask of supported data types (bit t set = type t supported)
+    /// @param gpu whether the node runs inference on a GPU
     event NodeRegistered(
         address indexed node, uint96 stake, uint80 fee, bytes32 encryptionKey, uint16 inputTypes, bool gpu
     );
+
+    /// @notice Emitted when a node adds `amount` to its stake.
+    /// @param stake the node's stake after it
     event StakeAdded(address indexed node, uint96 amount, uint96 stake);
+
+    /// @notice Emitted when a node updates its fee, encryption key and capabilities.
     event NodeUpdated(address indexed node, uint80 fee, bytes32 encryptionKey, uint16 inputTypes, bool gpu);
+
+    /// @notice Emitted when a node starts its exit: it takes no new work, and may withdraw `stake` from
+    /// `unbondingEnd`.
     event UnbondingStarted(address indexed node, uint96 stake, uint40 unbondingEnd);
+
+    /// @notice Emitted when a node withdraws its whole stake after unbonding, and is deregistered.
     event StakeWithdrawn(address indexed node, uint96 amount);
+
+    /// @notice Emitted when the slasher takes `amount` of a node's stake to `recipient`, giving the reason.
     event NodeSlashed(address indexed node, uint96 amount, address indexed recipient, string reason);
+
+    /// @notice Emitted when governance sets the minimum stake for a node to be active.
     event MinStakeUpdated(uint96 minStake);
+
+    /// @notice Emitted when governance sets the seconds between beginUnbonding and withdrawStake.
     event UnbondingDelayUpdated(uint40 unbondingDelay);
 
+    /// @notice Thrown when a registered node registers again.
     error AlreadyRegistered(address node);
+
+    /// @notice Thrown when an address that is not a registered node acts as one, or is slashed.
     error NotRegistered(address node);
+
+    /// @notice Thrown when a node registers with less than the minimum stake.
     error StakeBelowMinimum(uint96 stake, uint96 minStake);
+
+    /// @notice Thrown when a node's encryption key is zero.
     error ZeroEncryptionKey();
+
+    /// @notice Thrown when a node's capability mask names no data type.
     error NoInputTypes();
+
+    /// @notice Thrown when a stake top-up or a slash is of 0 AID.
     error ZeroAmount();
+
+    /// @notice Thrown when an exiting node adds stake or starts unbonding again.
     error AlreadyUnbonding(address node, uint40 unbondingEnd);
+
+    /// @notice Thrown when a node withdraws its stake without having started unbonding.
     error NotUnbonding(address node);
+
+    /// @notice Thrown when a node withdraws its stake before its unbonding ends at `unbondingEnd`.
     error UnbondingNotFinished(address node, uint40 unbondingEnd);
+
+    /// @notice Thrown when a node assigned new work is not active: not registered, exiting, or staked below the
+    /// minimum.
     error NodeNotActive(address node);
+
+    /// @notice Thrown when a node is to be paid for a delivery but is not registered with stake left to slash
+    /// (it withdrew, or was slashed to nothing).
     error NodeNotBonded(address node);
+
+    /// @notice Thrown when a slash of `amount` exceeds the node's `stake`.
     error SlashExceedsStake(address node, uint96 amount, uint96 stake);
-    error InvalidRecipient(address recipient);
-    error EmptyReason();
 
     /// @notice Registers the caller as a node, pulling `stake` AID (approve or permit first).
     function register(uint96 stake, uint80 fee, bytes32 encryptionKey, uint16 inputTypes, bool gpu) external;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {IMarketplaceErrors} from "./IMarketplaceErrors.sol";
+
 /// @title Training market interface
 /// @notice Compute-to-data training with differential privacy: the data never leaves the node.
 /// A buyer opens a job on a base model and escrows a royalty per record it may use and a fee for
@@ -13,7 +15,7 @@ pragma solidity ^0.8.24;
 /// Every record has a privacy budget: the epsilon of all the jobs that trained on it adds up and
 /// may not exceed the limit its owner set (or the default while the owner set none). Epsilon is in
 /// milli-units (1500 = epsilon 1.5); delta in units of 1e-18.
-interface ITrainingMarket {
+interface ITrainingMarket is IMarketplaceErrors {
     /// @notice Lifecycle of a job. Every job ends exactly once: Completed, Cancelled or Abandoned.
     enum JobStatus {
         None,
@@ -55,6 +57,11 @@ interface ITrainingMarket {
         uint256 modelId;
     }
 
+    /// @notice Emitted when a buyer opens a training job and escrows royaltyPerRecord * maxRecords + nodeFee.
+    /// @param dataType the base model's input type: the type of every record of the cohort
+    /// @param epsilonMilli the most epsilon (milli-units) the training may spend on each record
+    /// @param delta the DP delta, in units of 1e-18
+    /// @param deadline the node must complete by this timestamp
     event JobOpened(
         uint256 indexed jobId,
         address indexed buyer,
@@ -68,8 +75,13 @@ interface ITrainingMarket {
         uint32 maxRecords,
         uint64 deadline
     );
-    /// @notice A job's provenance: the trained model, a commitment to the cohort (the node's salted
-    /// hash of the record ids and data it trained on), and how the model scored on held-out records.
+
+    /// @notice Emitted when the node completes a job, with its provenance: the trained model, a commitment to
+    /// the cohort (the node's salted hash of the record ids and data it trained on), and how the model
+    /// scored on held-out records.
+    /// @param modelId the trained model, registered for the buyer
+    /// @param recordCount how many records the training used
+    /// @param accuracyBps the trained model's accuracy on `heldOutCount` held-out records, in basis points
     event JobCompleted(
         uint256 indexed jobId,
         uint256 indexed modelId,
@@ -79,37 +91,77 @@ interface ITrainingMarket {
         uint16 accuracyBps,
         uint16 heldOutCount
     );
-    /// @notice One record of a completed job's cohort and its privacy budget spent so far, indexed
-    /// by record so that an owner's wallet can follow its records' budgets.
+
+    /// @notice Emitted when a completed job spends a record's privacy budget, once per record of its cohort,
+    /// indexed by record so that an owner's wallet can follow its records' budgets.
+    /// @param epsilonSpentMilli the epsilon this job spent on the record
+    /// @param cumulativeMilli the epsilon all jobs have spent on it so far
     event RecordUsedForTraining(
         uint256 indexed recordId, uint256 indexed jobId, uint32 epsilonSpentMilli, uint32 cumulativeMilli
     );
+
+    /// @notice Emitted when the buyer cancels an open job after its deadline and is refunded `refund`.
     event JobCancelled(uint256 indexed jobId, address indexed buyer, uint256 refund);
+
+    /// @notice Emitted when the job's node gives up an open job; the buyer is refunded `refund`.
+    /// @param reasonCode why, as a FailureReasons code
     event JobAbandoned(uint256 indexed jobId, address indexed node, uint8 reasonCode, uint256 refund);
+
+    /// @notice Emitted when a record's owner sets the record's privacy budget, in milli-units of epsilon.
     event EpsilonLimitSet(uint256 indexed recordId, address indexed owner, uint32 limitMilli);
+
+    /// @notice Emitted when governance sets the privacy budget of every record whose owner set none.
     event DefaultEpsilonLimitSet(uint32 limitMilli);
 
+    /// @notice Thrown when no job has the id `jobId`.
     error UnknownJob(uint256 jobId);
+
+    /// @notice Thrown when a job that must be open has ended.
     error JobNotOpen(uint256 jobId, JobStatus status);
+
+    /// @notice Thrown when someone other than a job's node completes or abandons it.
     error NotJobNode(uint256 jobId, address caller);
+
+    /// @notice Thrown when someone other than a job's buyer cancels it.
     error NotJobBuyer(uint256 jobId, address caller);
+
+    /// @notice Thrown when a node completes a job after its deadline.
     error JobDeadlinePassed(uint256 jobId, uint64 deadline);
+
+    /// @notice Thrown when a buyer cancels a job before its deadline passed.
     error JobNotExpired(uint256 jobId, uint64 deadline);
-    error NodeUnsupportedInput(address node, uint8 dataType);
+
+    /// @notice Thrown when a job is opened with an epsilon of 0.
     error InvalidEpsilon(uint32 epsilonMilli);
+
+    /// @notice Thrown when a job is opened with a delta of 1 (1e18) or more, which guarantees nothing.
     error InvalidDelta(uint64 delta);
+
+    /// @notice Thrown when a job is opened for 0 records or more than MAX_RECORDS_PER_JOB.
     error InvalidMaxRecords(uint32 maxRecords);
+
+    /// @notice Thrown when a job's deadline is not in the future, or more than MAX_JOB_DURATION ahead.
     error InvalidDeadline(uint64 deadline);
+
+    /// @notice Thrown when a completion's cohort is empty or larger than the job's `maxRecords`.
     error InvalidRecordCount(uint256 count, uint32 maxRecords);
+
+    /// @notice Thrown when a cohort's record ids are not strictly increasing, which would let a record count
+    /// (and be paid) twice.
+    /// @param index the position of the first id out of order
     error RecordIdsNotIncreasing(uint256 index, uint256 recordId);
+
+    /// @notice Thrown when the epsilon a completion spent is 0 or more than the job's `epsilonMilli`.
     error InvalidEpsilonSpent(uint32 epsilonSpentMilli, uint32 epsilonMilli);
-    error EmptyWeightsCid();
-    error ZeroWeightsHash();
+
+    /// @notice Thrown when a completion's accuracy is above 10,000 basis points.
     error InvalidAccuracy(uint16 accuracyBps);
+
+    /// @notice Thrown when a cohort record's data type differs from the job's.
     error RecordDataTypeMismatch(uint256 recordId, uint8 dataType, uint8 jobDataType);
+
+    /// @notice Thrown when the job's epsilon would take a record's spent epsilon past its privacy budget.
     error EpsilonBudgetExceeded(uint256 recordId, uint32 spentMilli, uint32 limitMilli);
-    error InvalidReason(uint8 reasonCode);
-    error NotRecordOwner(uint256 recordId, address caller);
 
     /// @notice Opens a training job on `baseModelId` by `node`, escrowing
     /// royaltyPerRecord * maxRecords + nodeFee AID from the caller (approve it first).

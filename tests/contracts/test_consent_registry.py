@@ -44,7 +44,7 @@ def test_register_record_rejects_empty_cids(consents, patient, cid, envelope):
 
 
 def test_register_record_rejects_zero_hash(consents, patient):
-    with reverts_with("ZeroCiphertextHash"):
+    with reverts_with("ZeroHash"):
         consents.registerRecord(CID, "0x" + "00" * 32, DataType.LAB_PANEL, ENVELOPE_CID, 0, {"from": patient})
 
 

@@ -31,8 +31,8 @@ def test_register_model_versions_per_provider_and_name(models, provider, strange
     "name,cid,digest,input_type,error",
     [
         ("", CID, WEIGHTS_HASH, 1, "EmptyModelName"),
-        ("m", "", WEIGHTS_HASH, 1, "EmptyWeightsCid"),
-        ("m", CID, "0x" + "00" * 32, 1, "ZeroWeightsHash"),
+        ("m", "", WEIGHTS_HASH, 1, "EmptyCid"),
+        ("m", CID, "0x" + "00" * 32, 1, "ZeroHash"),
         ("m", CID, WEIGHTS_HASH, 0, "InvalidInputType"),
         ("m", CID, WEIGHTS_HASH, 5, "InvalidInputType"),
     ],
@@ -154,8 +154,8 @@ def test_only_publishers_register_for_others(models, provider, stranger):
     [
         (None, "m", CID, WEIGHTS_HASH, 1, "InvalidProvider"),
         ("provider", "", CID, WEIGHTS_HASH, 1, "EmptyModelName"),
-        ("provider", "m", "", WEIGHTS_HASH, 1, "EmptyWeightsCid"),
-        ("provider", "m", CID, "0x" + "00" * 32, 1, "ZeroWeightsHash"),
+        ("provider", "m", "", WEIGHTS_HASH, 1, "EmptyCid"),
+        ("provider", "m", CID, "0x" + "00" * 32, 1, "ZeroHash"),
         ("provider", "m", CID, WEIGHTS_HASH, 5, "InvalidInputType"),
     ],
 )

@@ -282,8 +282,8 @@ def test_complete_rejects_a_malformed_result(training, job, cohort, trainer):
         (dict(record_ids=[cohort[0], cohort[0]]), ("RecordIdsNotIncreasing", 1, cohort[0])),
         (dict(epsilon=0), ("InvalidEpsilonSpent", 0, EPSILON)),
         (dict(epsilon=EPSILON + 1), ("InvalidEpsilonSpent", EPSILON + 1, EPSILON)),
-        (dict(cid=""), ("EmptyWeightsCid",)),
-        (dict(digest=ZERO_HASH), ("ZeroWeightsHash",)),
+        (dict(cid=""), ("EmptyCid",)),
+        (dict(digest=ZERO_HASH), ("ZeroHash",)),
         (dict(accuracy=10_001), ("InvalidAccuracy", 10_001)),
     ]
     for change, (error, *args) in cases:
