@@ -14,7 +14,9 @@ import argparse
 import importlib
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 from aidoc.config import ENV_PREFIX, ServiceSettings, is_set, project_dir
 from aidoc.errors import ConfigError
@@ -40,6 +42,45 @@ def run_script(script: str, env: dict[str, str], *, network: str = "development"
                           capture_output=capture)
 
 
+# How long a lookup of a transaction (or its receipt) that is not found is asked again.
+INDEX_LAG_S = 2.0
+
+
+def tolerate_transaction_index_lag(wait: float = INDEX_LAG_S) -> None:
+    """Makes Brownie's transaction lookups ask again for up to `wait` s before they believe a
+    transaction unknown. anvil can report a sender's nonce as advanced a few milliseconds before
+    eth_getTransactionByHash and eth_getTransactionReceipt find the transaction that advanced it
+    (measured: 5 of 300 deployments on a loaded machine, each found 10 ms later), and Brownie
+    takes that moment for a dropped transaction ("Tx dropped without known replacement"). Brownie
+    asks for a transaction only once the sender's nonce has passed it, so a lookup that fails is
+    the lag, and this costs nothing on the normal path."""
+    from brownie.network.web3 import web3
+
+    eth = web3.eth
+    if getattr(eth, "_aidoc_patient", False):
+        return
+    eth.get_transaction = patient_lookup(eth.get_transaction, wait)
+    eth.get_transaction_receipt = patient_lookup(eth.get_transaction_receipt, wait)
+    eth._aidoc_patient = True
+
+
+def patient_lookup(lookup: Callable[..., Any], wait: float) -> Callable[..., Any]:
+    """`lookup`, asked again every 20 ms for up to `wait` s while it raises TransactionNotFound."""
+    from web3.exceptions import TransactionNotFound
+
+    def ask(*args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return lookup(*args, **kwargs)
+            except TransactionNotFound:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
+
+    return ask
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("script", help="a script under scripts/, e.g. scripts/deploy.py")
@@ -58,6 +99,7 @@ def main() -> None:
     loaded = brownie_project.load(project)
     loaded.load_config()  # brownie-config.yaml's network settings (Ganache's port and EVM)
     loaded._add_to_main_namespace()  # what `brownie run` does so that `from brownie import AIDToken` works
+    tolerate_transaction_index_lag()
     if is_set("RPC_URL") and args.network == "development":
         # Attach Brownie's development network to the chain the rest of the stack uses (anvil, Ganache).
         from brownie._config import CONFIG

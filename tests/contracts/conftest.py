@@ -10,11 +10,15 @@ from brownie import accounts, chain
 from brownie.exceptions import VirtualMachineError
 from hexbytes import HexBytes
 
+from aidoc.chain.brownie_runner import tolerate_transaction_index_lag
 from aidoc.chain.request import DiagnosisRequest
 from aidoc.config import AID, DeploySettings
 from aidoc.constants import DataType, Purpose, input_types_mask
 from scripts.accounts import fresh_local_account
 from scripts.deploy import deploy_marketplace
+
+# A transaction anvil has mined is not taken for a dropped one (aidoc.chain.brownie_runner).
+tolerate_transaction_index_lag()
 
 MODEL_PRICE = 10 * AID
 ROYALTY = 2 * AID
