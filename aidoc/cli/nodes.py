@@ -11,10 +11,10 @@ from aidoc.cli.params import (
     CommandGroup,
     JsonOption,
     NodeAccountOption,
+    ask_password,
     console,
     emit,
     hex32,
-    node_identity_for,
     parse_aid,
     parse_data_type,
     reader_for,
@@ -48,6 +48,7 @@ def node_run(account: Optional[str] = NodeAccountOption,
                  None, help="Celery worker processes (default: AIDOC_WORKER_CONCURRENCY, which is 2 unless set)")
              ) -> None:
     """Run this node's Celery worker, watcher and sender until Ctrl-C."""
+    from aidoc.node.runtime import node_identity
     from aidoc.stack.local import run_node
 
     if concurrency is None:
@@ -55,7 +56,7 @@ def node_run(account: Optional[str] = NodeAccountOption,
     elif concurrency < 1:
         raise ConfigError(f"--concurrency {concurrency} is not a number of processes; give 1 or more")
     services = ServiceSettings()
-    run_node(services, node_identity_for(account, services), concurrency, console.print)
+    run_node(services, node_identity(services, account, ask_password, users_key=True), concurrency, console.print)
 
 
 @app.command("list")

@@ -31,8 +31,8 @@ errors = Console(stderr=True, soft_wrap=True)  # one line per error, however lon
 AccountOption = typer.Option(None, "--account", "-a",
                              help="keystore name (default: AIDOC_ACCOUNT; or set AIDOC_PRIVATE_KEY)")
 NodeAccountOption = typer.Option(None, "--account", "-a",
-                                 help="the node's keystore name (or set AIDOC_NODE_ACCOUNT, AIDOC_NODE_PRIVATE_KEY "
-                                      "or AIDOC_PRIVATE_KEY)")
+                                 help="the node's keystore name (else, first set of: AIDOC_NODE_PRIVATE_KEY, "
+                                      "AIDOC_NODE_ACCOUNT, AIDOC_ACCOUNT, AIDOC_PRIVATE_KEY)")
 JsonOption = typer.Option(False, "--json",
                           help="print one JSON document instead of a table: amounts of AID as strings of wei units "
                                "(18 decimals), addresses checksummed, times as Unix seconds")
@@ -143,28 +143,12 @@ def identity_for(account: Optional[str], services: ServiceSettings) -> Identity:
     return open_keystore(services, account, keys)
 
 
-def node_identity_for(account: Optional[str], services: ServiceSettings) -> Identity:
-    """Who a node runs as: --account, else the node's key as its processes find it
-    (AIDOC_NODE_PRIVATE_KEY, or the keystore AIDOC_NODE_ACCOUNT), else AIDOC_PRIVATE_KEY."""
-    keys = KeySettings()
-    account = account or keys.account or None
-    if account is None:
-        identity = identity_from_key(keys.node_private_key)
-        if identity is not None:
-            return identity
-        if keys.node_account:
-            return open_keystore(services, keys.node_account, keys)
-        if not keys.private_key:
-            raise ConfigError("say which node runs: --account NAME, or set AIDOC_NODE_ACCOUNT (and AIDOC_PASSWORD), "
-                              "AIDOC_NODE_PRIVATE_KEY or AIDOC_PRIVATE_KEY")
-    return identity_for(account, services)
+def ask_password(name: str) -> str:
+    return typer.prompt(f"password for keystore {name}", hide_input=True)
 
 
 def open_keystore(services: ServiceSettings, name: str, keys: KeySettings) -> Identity:
-    password = keys.password
-    if password is None:
-        password = typer.prompt(f"password for keystore {name}", hide_input=True)
-    return load_keystore(services.keystore_dir, name, password)
+    return load_keystore(services.keystore_dir, name, keys.password if keys.password is not None else ask_password(name))
 
 
 def new_password(keys: KeySettings | None = None) -> str:

@@ -1,5 +1,6 @@
 """What the node's long-running processes (watcher, sender) share: logging, one-line errors for a
-bad setting, and a clean stop on SIGTERM or Ctrl-C."""
+bad setting, a traceback in the log when a running service dies, and a clean stop on SIGTERM or
+Ctrl-C."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import signal
 from typing import Callable, Protocol
 
 from aidoc.config import OracleSettings
-from aidoc.errors import exit_on_user_error
+from aidoc.errors import AidocError, exit_on_user_error
 
 
 class Service(Protocol):
@@ -26,15 +27,25 @@ def configure_logging(level: str | None = None) -> None:
 
 
 def run_service(name: str, build: Callable[[], tuple[Service, str]]) -> None:
-    """Builds the service (which returns it and a line announcing it), then runs it until signalled."""
+    """Builds the service (which returns it and a line announcing it), then runs it until signalled.
+    A setting the service refuses ends it with one `error:` line; a failure while it runs (an RPC or
+    a socket that went away for good) also leaves its traceback in the log, for the operator, before
+    that line."""
 
     @exit_on_user_error
     def run() -> None:
         configure_logging()
+        log = logging.getLogger(f"aidoc.{name}")
         service, announcement = build()
         signal.signal(signal.SIGTERM, service.stop)
         signal.signal(signal.SIGINT, service.stop)
-        logging.getLogger(f"aidoc.{name}").info(announcement)
-        service.run()
+        log.info(announcement)
+        try:
+            service.run()
+        except AidocError:
+            raise
+        except Exception:
+            log.exception("%s stopped on an error it could not recover from", name)
+            raise
 
     run()

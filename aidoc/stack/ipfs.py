@@ -16,18 +16,23 @@ from pathlib import Path
 
 import httpx
 
-import aidoc
+from aidoc.config import child_environment, project_dir
 from aidoc.stack.process import ManagedProcess, ServiceStartError, free_port, port_open
 
-REPO_ROOT = Path(aidoc.__file__).resolve().parents[1]
-TOOLS_DIR = REPO_ROOT / "tools" / "ipfs"
-JSIPFS = TOOLS_DIR / "node_modules" / ".bin" / "jsipfs"
-POLYFILL = TOOLS_DIR / "polyfill.cjs"
+
+def tools_dir() -> Path:
+    """Where `make ipfs` installed js-ipfs: tools/ipfs in the project directory."""
+    return project_dir() / "tools" / "ipfs"
+
+
+def jsipfs() -> Path:
+    return tools_dir() / "node_modules" / ".bin" / "jsipfs"
 
 
 def jsipfs_env(repo_dir: Path) -> dict[str, str]:
     """Environment for any jsipfs command on the repo in `repo_dir`."""
-    node_options = f"{os.environ.get('NODE_OPTIONS', '')} --require {POLYFILL}".strip()
+    polyfill = tools_dir() / "polyfill.cjs"
+    node_options = f"{os.environ.get('NODE_OPTIONS', '')} --require {polyfill}".strip()
     return {"IPFS_PATH": str(Path(repo_dir).resolve()), "NODE_OPTIONS": node_options}
 
 
@@ -40,8 +45,8 @@ def init_repo(repo_dir: Path, api_port: int, gateway_port: int, rpc_port: int) -
     if not config_path.exists():
         Path(repo_dir).mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
-            [str(JSIPFS), "init", "--emptyRepo", "--profile=test"],
-            env={**os.environ, **jsipfs_env(repo_dir)},
+            [str(jsipfs()), "init", "--emptyRepo", "--profile=test"],
+            env=child_environment(jsipfs_env(repo_dir), inherit_aidoc=False),
             capture_output=True,
             text=True,
             timeout=120,
@@ -76,7 +81,7 @@ def ipfs_daemon(
     init_repo(repo_dir, api_port, gateway_port or free_port(), rpc_port or free_port())
     return ManagedProcess(
         name="ipfs",
-        command=[str(JSIPFS), "daemon", "--offline"],
+        command=[str(jsipfs()), "daemon", "--offline"],
         run_dir=Path(run_dir),
         port=api_port,
         env=jsipfs_env(repo_dir),
@@ -115,5 +120,6 @@ def api_answers(api_url: str) -> bool:
 
 
 def _require_jsipfs() -> None:
-    if not JSIPFS.exists():
-        raise ServiceStartError(f"js-ipfs is not installed ({JSIPFS} is missing); run `make ipfs`")
+    if not jsipfs().exists():
+        raise ServiceStartError(f"js-ipfs is not installed ({jsipfs()} is missing); run `make ipfs` in the project "
+                                "directory, or set AIDOC_PROJECT_DIR to it")

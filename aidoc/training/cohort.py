@@ -124,12 +124,19 @@ class CohortOpening:
             raise CohortError(f"not a cohort opening ({error}); expected the JSON file the node wrote") from None
 
     def save(self, directory: Path) -> Path:
-        """Writes the opening to <directory>/job-<id>.json (no health data: ids and hashes that are
-        on-chain already, the split and the salt) for the node's operator to hand to an auditor."""
+        """Writes the opening to `directory`/`file_name(job, commitment)` (no health data: ids and
+        hashes that are on-chain already, the split and the salt) for the node's operator to hand to
+        an auditor. The name holds the commitment, so a job run again with a new salt never
+        overwrites the opening of a commitment already posted."""
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"job-{self.job_id}.json"
+        path = directory / self.file_name(self.job_id, self.commitment())
         path.write_text(self.to_json())
         return path
+
+    @staticmethod
+    def file_name(job_id: int, commitment: bytes) -> str:
+        """job-<id>-<commitment hex>.json: the opening of the commitment a JobCompleted event holds."""
+        return f"job-{job_id}-{bytes(commitment).hex()}.json"
 
 
 def verify_cohort(opening: CohortOpening, commitment: bytes, on_chain_records: list[int] | None = None,

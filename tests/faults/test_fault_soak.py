@@ -209,7 +209,7 @@ def deliver_twice(run: Run, first_block: int) -> None:
 def account_for_every_request(run: Run, signed: list[bytes], timeout: float = 60) -> int:
     """Waits until every signed request is mined; one that the chain does not know (it never got
     there, or a reorg dropped it) is sent again, in nonce order, with a line saying so. Returns how
-    many were re-sent."""
+    many re-sends the chain accepted (one it refused as already known was in its pool after all)."""
     resent = 0
     deadline = time.monotonic() + timeout
     while True:
@@ -230,7 +230,8 @@ def account_for_every_request(run: Run, signed: list[bytes], timeout: float = 60
                     run.rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
                 except Exception as error:  # noqa: BLE001 - "already known" or "nonce too low": it is in
                     print(f"client: the chain answered {error}")
-                resent += 1
+                else:
+                    resent += 1
 
 
 def _receipt(run: Run, raw: bytes):

@@ -103,12 +103,28 @@ def test_the_project_directory_is_the_working_directory_or_aidoc_project_dir(ins
     assert named == [str(project_dir() / "build"), str(project_dir() / "deployments")]
 
 
+def scratch_project(directory: Path) -> Path:
+    """A Brownie project with no Python package in it (the checkout's own `aidoc/` would shadow the
+    installed one for `python -m` children started there): its sources and build outputs are copies,
+    node_modules and tools are links."""
+    checkout = project_dir()
+    directory.mkdir()
+    shutil.copy2(checkout / "brownie-config.yaml", directory)
+    for name in ("contracts", "interfaces", "scripts", "build/contracts", "build/interfaces"):
+        shutil.copytree(checkout / name, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("node_modules", "tools"):
+        (directory / name).symlink_to(checkout / name)
+    return directory
+
+
 def test_aidoc_deploy_from_the_installed_package_in_the_project_directory(installed, tmp_path):
+    project = scratch_project(tmp_path / "project")
     port = free_port()
     with anvil(tmp_path / "run", port):
-        deployed = run(installed, "aidoc", "deploy", cwd=project_dir(),
+        deployed = run(installed, "aidoc", "deploy", cwd=project,
                        env={"AIDOC_RPC_URL": f"http://127.0.0.1:{port}", "AIDOC_DEPLOYMENTS_DIR": str(tmp_path)})
     assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
+    assert not (project / "aidoc").exists()  # the deploy script's imports came from the installed wheel
     record = json.loads((tmp_path / "31337.json").read_text())
     assert set(record["contracts"]) >= {"DiagnosisMarket", "ConsentRegistry", "TrainingMarket"}
 

@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aidoc.cid
-import aidoc.stack.ipfs
 from aidoc.errors import (
     ContentMismatch,
     ContentNotFound,
@@ -412,7 +411,7 @@ def test_killed_daemon_restarts_on_its_repo(tmp_path: Path) -> None:
 
 
 def test_missing_jsipfs_says_to_run_make_ipfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aidoc.stack.ipfs, "JSIPFS", tmp_path / "no-jsipfs")
+    monkeypatch.setenv("AIDOC_PROJECT_DIR", str(tmp_path))  # a project without tools/ipfs
     with pytest.raises(ServiceStartError, match="make ipfs"):
         ipfs_daemon(tmp_path / "run", tmp_path / "repo", free_port())
 

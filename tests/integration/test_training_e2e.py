@@ -147,7 +147,8 @@ def test_a_dp_job_pays_each_contributing_record_and_respects_epsilon_limits(stac
         completed = contracts.training.events.JobCompleted().get_logs(
             from_block=contracts.deployment.block_number, argument_filters={"jobId": job_id})
         commitment = bytes(completed[0]["args"]["cohortCommitment"])
-        opening_path = stack.services.run_dir / "cohorts" / node.address.lower() / f"job-{job_id}.json"
+        opening_path = (stack.services.run_dir / "cohorts" / node.address.lower()
+                        / CohortOpening.file_name(job_id, commitment))
         opening = CohortOpening.from_json(opening_path.read_text())
         used_ids = [int(e["args"]["recordId"]) for e in contracts.training.events.RecordUsedForTraining().get_logs(
             from_block=contracts.deployment.block_number, argument_filters={"jobId": job_id})]

@@ -40,6 +40,13 @@ def test_two_openings_of_the_same_cohort_have_different_salts_and_commitments():
     assert CohortOpening.new(7, MEMBERS).commitment() != CohortOpening.new(7, MEMBERS).commitment()
 
 
+def test_a_job_run_again_keeps_the_opening_of_the_first_commitment(tmp_path):
+    first, again = CohortOpening.new(7, MEMBERS), CohortOpening.new(7, MEMBERS)
+    first_path, again_path = first.save(tmp_path), again.save(tmp_path)
+    assert first_path != again_path and first_path.name == CohortOpening.file_name(7, first.commitment())
+    assert CohortOpening.from_json(first_path.read_text()) == first
+
+
 def test_a_file_that_is_not_an_opening_is_one_clear_error():
     with pytest.raises(CohortError, match="not a cohort opening"):
         CohortOpening.from_json('{"job_id": 1}')

@@ -29,3 +29,36 @@ def test_a_bug_keeps_its_traceback():
 
     with pytest.raises(KeyError):
         entry_point()
+
+
+class _Dies:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def run(self) -> None:
+        raise self.error
+
+    def stop(self, *_: object) -> None:
+        pass
+
+
+def test_a_node_process_that_dies_while_running_logs_its_traceback_then_one_line(capsys, caplog):
+    import signal
+
+    from aidoc.node.service import run_service
+
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as ended:
+            run_service("sender", lambda: (_Dies(OSError("connection reset by the RPC")), "sender started"))
+        assert ended.value.code == 1
+        assert capsys.readouterr().err == "error: connection reset by the RPC\n"
+        died = [r for r in caplog.records if r.name == "aidoc.sender" and r.levelname == "ERROR"]
+        assert len(died) == 1 and died[0].exc_info is not None  # the operator's log keeps the traceback
+        caplog.clear()
+        with pytest.raises(SystemExit):
+            run_service("sender", lambda: (_Dies(ConfigError("set AIDOC_X")), "sender started"))
+        assert not [r for r in caplog.records if r.levelname == "ERROR"]  # a setting: the one line only
+    finally:
+        signal.signal(signal.SIGTERM, handlers[0])
+        signal.signal(signal.SIGINT, handlers[1])
