@@ -20,17 +20,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from aidoc.chain.contracts import chain_time_in
 from aidoc.chain.deployments import deploy_marketplace
 from aidoc.config import AID, ServiceSettings, models_dir, project_dir
 from aidoc.constants import DataType, Purpose, RequestStatus
 from aidoc.errors import AidocError, exit_on_user_error
 from aidoc.identity import Identity
 from aidoc.stack.local import throwaway_stack
+from aidoc.stack.testbed import TERMS
 
-ROYALTY = AID  # 1 AID per diagnosis to the patient
-MODEL_PRICE = 5 * AID
-NODE_FEE = 2 * AID
-STAKE = 1_000 * AID
+# 5 AID to the provider, 1 to the patient, 2 to the node per diagnosis; the node stakes 1,000.
+ROYALTY, MODEL_PRICE, NODE_FEE, STAKE = TERMS.royalty, TERMS.model_price, TERMS.node_fee, TERMS.stake
 
 
 @dataclass
@@ -119,7 +119,7 @@ def run_flow(console: Console, services: ServiceSettings, models_dir: Path, pati
     console.rule("3. patients add encrypted records and grant consent")
     samples = interleaved_samples(models_dir / "samples")
     records: list[tuple[int, Identity, Path]] = []
-    expiry = marketplace.w3.eth.get_block("latest")["timestamp"] + 30 * 86400
+    expiry = chain_time_in(marketplace.w3, 30)
     for index, patient in enumerate(cast.patients):
         sample = samples[index % len(samples)]
         record_id = add_record(session[patient.address], sample, [cast.node.address], ROYALTY)

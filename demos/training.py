@@ -23,6 +23,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from aidoc.chain.contracts import chain_time_in
 from aidoc.config import AID, ENV_PREFIX
 from aidoc.constants import EPSILON_MILLI, DataType, JobStatus, Purpose, TrainingStatus
 from aidoc.errors import AidocError, exit_on_user_error
@@ -172,7 +173,7 @@ def run_dp_jobs(console: Console, party, node: Party, base_id: int, split):
     marketplace = researcher.session.marketplace
     everyone = [record for institution in split.institutions for record in institution.records()]
     pool = [everyone[i] for i in np.random.default_rng(0).permutation(len(everyone))[:DP_PATIENTS]]
-    expiry = marketplace.w3.eth.get_block("latest")["timestamp"] + 90 * 86400
+    expiry = chain_time_in(marketplace.w3, 90)
     patients, first_record = [], 0
     for index, record in enumerate(pool):
         patient = party(f"patient-{index + 1}")

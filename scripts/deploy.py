@@ -40,7 +40,7 @@ class Marketplace:
     rounds: object
 
 
-def deploy_marketplace(deployer, settings: DeploySettings) -> Marketplace:
+def deploy_contracts(deployer, settings: DeploySettings) -> Marketplace:
     """Deploys the seven contracts from `deployer` and grants the markets their roles."""
     tx = {"from": deployer}
     token = AIDToken.deploy(deployer, settings.token_cap, settings.initial_supply, tx)
@@ -102,7 +102,7 @@ def current_marketplace(settings: DeploySettings) -> Marketplace:
 def deploy_and_record(settings: DeploySettings) -> Marketplace:
     """Deploys from the configured account and writes deployments/<chainId>.json."""
     deployer = deployer_account(settings)
-    marketplace = deploy_marketplace(deployer, settings)
+    marketplace = deploy_contracts(deployer, settings)
     deployment = Deployment(
         chain_id=chain.id,
         deployer=deployer.address,

@@ -20,7 +20,7 @@ from aidoc.config import AID, DeploySettings, project_dir
 from aidoc.constants import DataType, FailureReason, Purpose, input_types_mask
 from aidoc.signing import sign_consent_grant, sign_permit
 from scripts.accounts import fresh_local_account
-from scripts.deploy import deploy_marketplace
+from scripts.deploy import deploy_contracts
 from scripts.stand_ins import stand_in_ciphertext
 
 TARGETS = {"grantConsent": 50_000, "requestDiagnosis": 120_000, "fulfil": 90_000, "fulfilBatch per request @32": 45_000}
@@ -34,7 +34,7 @@ class Bench:
         self.admin, self.provider, self.node = accounts[0], accounts[1], accounts[2]
         self.doctor = fresh_local_account(self.admin)
         self.settings = DeploySettings(min_stake=1_000 * AID)
-        self.m = deploy_marketplace(self.admin, self.settings)
+        self.m = deploy_contracts(self.admin, self.settings)
         self.gas: dict[str, int] = {}
         m, admin = self.m, self.admin
         m.token.transfer(self.doctor, 1_000_000 * AID, {"from": admin})

@@ -147,6 +147,15 @@ def decode_revert(data: bytes | str | None, build_dir: Path) -> str:
     return f"{name}({shown})"
 
 
+DAY = 86_400
+
+
+def chain_time_in(w3: Web3, days: float) -> int:
+    """The chain's latest block time plus `days` (expiries and deadlines count in chain time, which
+    a dev chain may have moved ahead of the wall clock)."""
+    return int(w3.eth.get_block("latest")["timestamp"]) + int(days * DAY)
+
+
 def call_struct(contract: Contract, function: str, *args) -> dict:
     """Calls a view function and names its result's fields; a revert raises TransactionReverted
     with the contract's custom error."""

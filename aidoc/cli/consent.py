@@ -30,13 +30,14 @@ def consent_grant(record: int, grantee: str, purpose: list[str] = typer.Option([
                   days: float = typer.Option(30, help="how long the consent lasts"),
                   account: Optional[str] = AccountOption) -> None:
     """Let GRANTEE use RECORD for --purpose until --days from now."""
+    from aidoc.chain.contracts import chain_time_in
     from aidoc.flow.consent import grant_consent
 
     record, grantee, purposes = positive(record, "record"), checked_address(grantee, "grantee"), parse_purposes(purpose)
     if not 0 < days < 36_500:
         raise ConfigError(f"--days {days:g} is out of range; consent lasts more than 0 and under 36,500 days")
     session = session_for(account)
-    expiry = session.marketplace.w3.eth.get_block("latest")["timestamp"] + int(days * 86400)
+    expiry = chain_time_in(session.marketplace.w3, days)
     grant_consent(session, record, grantee, purposes, expiry)
     console.print(f"record {record}: {grantee} may use it for {', '.join(purpose)} for {days:g} days")
 

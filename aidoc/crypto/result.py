@@ -50,6 +50,23 @@ def canonical_result(result: dict) -> bytes:
     return json.dumps(result, sort_keys=True, separators=(",", ":")).encode()
 
 
+# libsodium's small-order X25519 points (crypto_scalarmult/curve25519 has_small_order), which it
+# also refuses with the top bit set; DiagnosisMarket refuses the same keys at request time.
+SMALL_ORDER_POINTS: tuple[bytes, ...] = tuple(bytes.fromhex(h) for h in (
+    "00" * 32,
+    "01" + "00" * 31,
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+    "ec" + "ff" * 30 + "7f",
+    "ed" + "ff" * 30 + "7f",
+    "ee" + "ff" * 30 + "7f",
+))
+
+
+def with_top_bit(point: bytes) -> bytes:
+    return point[:31] + bytes([point[31] | 0x80])
+
+
 def usable_result_key(key: bytes) -> bool:
     """Whether results can be sealed to `key`: 32 bytes and not a small-order point (the market
     refuses those at request time too)."""

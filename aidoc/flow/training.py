@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from aidoc.chain.contracts import call_batch, call_struct
+from aidoc.chain.contracts import call_batch, call_struct, chain_time_in
 from aidoc.constants import DELTA_UNIT, EPSILON_MILLI, DataType, JobStatus, TrainingStatus
 from aidoc.errors import AidocError, WeightsHashMismatch
 from aidoc.flow.session import Session
@@ -29,7 +29,7 @@ def open_training_job(buyer: Session, base_model_id: int, node: str, *, epsilon:
     contracts = buyer.marketplace
     budget = royalty_per_record * max_records + node_fee
     buyer.send(contracts.token.functions.approve(contracts.training.address, budget), "approve the training budget")
-    deadline = contracts.w3.eth.get_block("latest")["timestamp"] + int(days * 86400)
+    deadline = chain_time_in(contracts.w3, days)
     receipt = buyer.send(contracts.training.functions.openJob(
         base_model_id, node, round(epsilon * EPSILON_MILLI), round(delta * DELTA_UNIT), royalty_per_record, node_fee,
         max_records, deadline), f"openJob on model {base_model_id}")

@@ -8,4 +8,4 @@ tasks).
 - `outbox`: the reliable queues in Redis from the workers to the sender;
 - `stages`: where a diagnosis spends its time (carried with the work, for `make bench`);
 - `retry`: which failures are transient (worth retrying) and which are the input's fault;
-- `service`, `logs`: how the node's processes start, log and stop."""
+- `service`: how the node's processes start, log and stop."""

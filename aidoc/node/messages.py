@@ -147,7 +147,7 @@ class OutboxItem:
     ciphertext: bytes = b""
     reason: int = 0
     queued_at: float = 0.0
-    stages: dict[str, float] = field(default_factory=dict)  # ms per stage so far (aidoc.timing)
+    stages: dict[str, float] = field(default_factory=dict)  # ms per stage so far (aidoc.node.stages)
 
     @classmethod
     def failure(cls, request_id: int, request: DiagnosisRequest, reason: int) -> "OutboxItem":

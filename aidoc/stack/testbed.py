@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from aidoc.chain.contracts import chain_time_in
 from aidoc.chain.deployments import deploy_marketplace
 from aidoc.config import AID, ENV_PREFIX, ServiceSettings, models_dir, project_dir
 from aidoc.constants import DataType, Purpose
@@ -21,7 +22,7 @@ from aidoc.stack.process import ManagedProcess, free_port
 
 @dataclass(frozen=True)
 class Terms:
-    """The prices a scene is built with, shared by the tests, the fault soak and the benchmarks."""
+    """The prices a scene is built with, shared by the demo, the tests, the fault soak and the benchmarks."""
 
     model_price: int = 5 * AID
     royalty: int = AID  # to the record's owner, per diagnosis
@@ -45,7 +46,7 @@ def consent_record(patient, source, nodes: list[str], grantee: str, royalty: int
     from aidoc.flow.record import add_record
 
     record_id = add_record(patient, source, nodes, royalty)
-    expiry = patient.marketplace.w3.eth.get_block("latest")["timestamp"] + int(days * 86400)
+    expiry = chain_time_in(patient.marketplace.w3, days)
     grant_consent(patient, record_id, grantee, purpose, expiry)
     return record_id
 

@@ -15,7 +15,7 @@ from aidoc.chain.request import DiagnosisRequest
 from aidoc.config import AID, DeploySettings
 from aidoc.constants import DataType, Purpose, input_types_mask
 from scripts.accounts import fresh_local_account
-from scripts.deploy import deploy_marketplace
+from scripts.deploy import deploy_contracts
 
 # A transaction anvil has mined is not taken for a dropped one (aidoc.chain.brownie_runner).
 tolerate_transaction_index_lag()
@@ -154,7 +154,7 @@ def contracts(admin, auditor, doctor, doctor2, node, node2, patient, patient2):
         default_epsilon_limit_milli=DEFAULT_EPSILON_LIMIT,
         auditors=[auditor.address],
     )
-    marketplace = deploy_marketplace(admin, settings)
+    marketplace = deploy_contracts(admin, settings)
     for holder in (doctor, doctor2, node, node2, patient, patient2):
         marketplace.token.transfer(holder, 100_000 * AID, {"from": admin})
     return marketplace

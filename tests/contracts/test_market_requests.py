@@ -6,6 +6,7 @@ from eth_abi import encode
 
 from aidoc.chain.request import DiagnosisRequest
 from aidoc.constants import DataType, ModelStatus, Purpose, RequestStatus, input_types_mask
+from aidoc.crypto.result import SMALL_ORDER_POINTS, with_top_bit
 from aidoc.signing import sign_permit
 from conftest import (
     DAY,
@@ -107,17 +108,8 @@ def test_request_requires_an_active_capable_node(token, market, nodes, doctor, n
         market.requestDiagnosis(consented, model_id, active_node, RESULT_KEY, TOTAL, {"from": doctor})
 
 
-# libsodium's small-order X25519 points (its has_small_order list), with and without the top bit.
-SMALL_ORDER_KEYS = [
-    "00" * 32,
-    "01" + "00" * 31,
-    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
-    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
-    "ec" + "ff" * 30 + "7f",
-    "ed" + "ff" * 30 + "7f",
-    "ee" + "ff" * 30 + "7f",
-]
-SMALL_ORDER_KEYS += [key[:-2] + f"{int(key[-2:], 16) | 0x80:02x}" for key in SMALL_ORDER_KEYS]
+# Every small-order point libsodium refuses, with and without the top bit, as hex.
+SMALL_ORDER_KEYS = [key.hex() for point in SMALL_ORDER_POINTS for key in (point, with_top_bit(point))]
 
 
 def test_small_order_result_keys_are_exactly_those_nothing_can_be_sealed_to():

@@ -46,6 +46,7 @@ from aidoc.config import AID, project_dir
 from aidoc.constants import DataType, FailureReason, Purpose, RequestStatus
 from aidoc.crypto import SealedRecord, encrypt_record
 from aidoc.crypto.envelope import NONCE_BYTES, RECORD_MAGIC
+from aidoc.crypto.result import SMALL_ORDER_POINTS, with_top_bit
 from aidoc.errors import ContentMismatch
 from aidoc.flow.consent import grant_consent
 from aidoc.flow.request import quote, request_diagnosis
@@ -536,15 +537,6 @@ def pickles(scene: Scene) -> None:
 HOSTILE_KINDS = (corrupt_ciphertexts, not_records, bad_envelopes, mismatched_cids, oversized, mismatched_weights,
                  not_models, pickles)
 
-SMALL_ORDER_KEYS = [bytes.fromhex(h) for h in (
-    "00" * 32,
-    "01" + "00" * 31,
-    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
-    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
-    "ec" + "ff" * 30 + "7f",
-    "ed" + "ff" * 30 + "7f",
-    "ee" + "ff" * 30 + "7f",
-)]
 
 
 def refused_requests(scene: Scene) -> Counter:
@@ -615,8 +607,8 @@ def refused_requests(scene: Scene) -> Counter:
         attempts.append(("NodeNotActive", f"node {address}", {"node": address}))
     attempts.append(("NodeUnsupportedInput", "an IMAGE record and model",
                      {"record": image_record, "model": image_model}))
-    for point, top_bit in draw("request: result key", st.tuples(st.sampled_from(SMALL_ORDER_KEYS), st.booleans()), 3):
-        result_key = point[:31] + bytes([point[31] | 0x80]) if top_bit else point
+    for point, top_bit in draw("request: result key", st.tuples(st.sampled_from(SMALL_ORDER_POINTS), st.booleans()), 3):
+        result_key = with_top_bit(point) if top_bit else point
         attempts.append(("InvalidResultKey", f"result key {result_key.hex()[:16]}…", {"key": result_key}))
     for max_total in draw("request: max total", st.integers(0, total - 1), 2):
         attempts.append(("PriceAboveLimit", f"maxTotal {max_total} < {total}", {"max_total": max_total}))
