@@ -200,3 +200,36 @@ def test_aidoc_account_names_the_keystore_when_no_account_option_is_given(monkey
     monkeypatch.setenv("AIDOC_PASSWORD", "pw")
     monkeypatch.delenv("AIDOC_PRIVATE_KEY", raising=False)
     assert identity_for(None, replace(ServiceSettings(), keystore_dir=tmp_path)).address == alice.address
+
+
+GRANTEE = "0x" + "00" * 19 + "01"
+
+
+@pytest.mark.parametrize("args, says", [
+    (["consent", "grant", "abc", GRANTEE, "-a", "alice"], "Invalid value for 'record'"),
+    (["consent", "grant", "1", GRANTEE, "--days", "soon"], "Invalid value for '--days'"),
+    (["consent", "grant", "1"], "Missing argument 'grantee'"),
+    (["consent", "grant", "1", GRANTEE, "--bogus"], "No such option: --bogus"),
+    (["nope"], "No such command 'nope'"),
+])
+def test_a_usage_mistake_is_one_line_with_where_to_look_and_status_1(args, says):
+    line = one_line_error(runner.invoke(app, args))
+    assert says in line and "--help`" in line
+
+
+def test_help_version_and_completion_answer_without_a_server():
+    assert runner.invoke(app, ["-h"]).exit_code == 0
+    assert "--install-completion" in runner.invoke(app, ["--help"]).output
+    assert runner.invoke(app, ["consent", "grant", "-h"]).exit_code == 0
+    shown = runner.invoke(app, ["--version"])
+    assert shown.exit_code == 0 and re.fullmatch(r"aidoc \S+\n", shown.output)
+
+
+def test_the_installed_entry_point_keeps_usage_mistakes_to_one_line():
+    import subprocess
+    import sys
+
+    ran = subprocess.run([sys.executable, "-m", "aidoc.cli.main", "consent", "grant", "abc", GRANTEE],
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 1 and ran.stdout == ""
+    assert ran.stderr.count("\n") == 1 and ran.stderr.startswith("error: Invalid value for 'record'")
