@@ -207,7 +207,12 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         if (grantee == address(0)) revert InvalidGrantee(grantee);
         if (!Purposes.isValid(purposes)) revert InvalidPurposes(purposes);
         if (expiry <= block.timestamp) revert ConsentExpiryInPast(expiry);
-        _grants[recordId][grantee] = Grant({purposes: purposes, expiry: expiry});
+        Grant storage grant = _grants[recordId][grantee];
+        // A grant replaces the grantee's earlier one: a purpose that still held and is not granted
+        // again ends here, and the audit trail says so as a revocation.
+        uint8 removed = block.timestamp < grant.expiry ? grant.purposes & ~purposes : 0;
+        (grant.purposes, grant.expiry) = (purposes, expiry);
+        if (removed != 0) emit ConsentRevoked(recordId, grantee, removed);
         emit ConsentGranted(recordId, grantee, purposes, expiry);
     }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 import typer
@@ -14,12 +13,17 @@ from aidoc.cli.params import (
     checked_address,
     console,
     emit,
+    errors,
     parse_purposes,
     positive,
     purpose_names,
     session_for,
+    show_duration,
+    show_purposes,
+    show_time,
     table,
 )
+from aidoc.constants import Purpose
 from aidoc.errors import ConfigError
 
 app = CommandGroup("Who may use a record, for what, until when.")
@@ -28,18 +32,35 @@ app = CommandGroup("Who may use a record, for what, until when.")
 @app.command("grant")
 def consent_grant(record: int, grantee: str, purpose: list[str] = typer.Option(["diagnosis"], "--purpose"),
                   days: float = typer.Option(30, help="how long the consent lasts"),
+                  replace: bool = typer.Option(False, "--replace",
+                                               help="grant exactly --purpose, revoking what else GRANTEE holds "
+                                                    "(default: add to it)"),
                   account: Optional[str] = AccountOption) -> None:
-    """Let GRANTEE use RECORD for --purpose until --days from now."""
+    """Let GRANTEE use RECORD for --purpose (added to what it holds) until --days from now."""
     from aidoc.chain.contracts import chain_time_in
-    from aidoc.flow.consent import grant_consent
+    from aidoc.flow.consent import grant_consent, plan_grant, request_timeout
 
     record, grantee, purposes = positive(record, "record"), checked_address(grantee, "grantee"), parse_purposes(purpose)
     if not 0 < days < 36_500:
         raise ConfigError(f"--days {days:g} is out of range; consent lasts more than 0 and under 36,500 days")
     session = session_for(account)
-    expiry = chain_time_in(session.marketplace.w3, days)
-    grant_consent(session, record, grantee, purposes, expiry)
-    console.print(f"record {record}: {grantee} may use it for {', '.join(purpose)} for {days:g} days")
+    change = plan_grant(session, record, grantee, purposes, chain_time_in(session.marketplace.w3, days), replace)
+    grant_consent(session, record, grantee, change.purposes, change.expiry)
+    said = [f"record {record}: {grantee} may use it for {show_purposes(change.purposes)} until "
+            f"{show_time(change.expiry)}"]
+    if change.added:
+        said.append(f"added {show_purposes(change.added)}")
+    kept = change.previous.purposes & ~change.removed if change.previous is not None else Purpose(0)
+    if kept and change.previous.expiry != change.expiry:
+        said.append(f"{show_purposes(kept)} was until {show_time(change.previous.expiry)}")
+    if change.removed:
+        said.append(f"revoked {show_purposes(change.removed)} (in the audit trail)")
+    console.print("; ".join(said))
+    timeout = request_timeout(session)
+    if Purpose.DIAGNOSIS in change.purposes and days * 86400 < timeout:
+        errors.print(f"warning: this consent ends in {show_duration(days * 86400)}, sooner than the market's request "
+                     f"timeout ({show_duration(timeout)}): a request made under it may be refunded unfulfilled; "
+                     f"grant at least --days {timeout / 86400:g}")
 
 
 @app.command("revoke")
@@ -64,8 +85,8 @@ def consent_list(record: int, account: Optional[str] = AccountOption, as_json: b
     def rows():
         shown = table("grantee", "purposes", "expiry", "active")
         for state in states:
-            shown.add_row(state.grantee, str(state.purposes.name or "-"),
-                          time.strftime("%Y-%m-%d %H:%M", time.gmtime(state.expiry)), "yes" if state.active else "no")
+            shown.add_row(state.grantee, show_purposes(state.purposes), show_time(state.expiry),
+                          "yes" if state.active else "no")
         return shown
 
     emit(as_json, lambda: [{"grantee": s.grantee, "purposes": purpose_names(s.purposes), "expiry": s.expiry,

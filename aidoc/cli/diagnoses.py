@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 import typer
@@ -19,6 +18,8 @@ from aidoc.cli.params import (
     purpose_names,
     session_for,
     show_aid,
+    show_purposes,
+    show_time,
     table,
 )
 
@@ -66,10 +67,10 @@ def audit(record: int, account: Optional[str] = AccountOption, as_json: bool = J
     trail = audit_trail(session_for(account), record)
 
     def rows():
-        shown = table("time (UTC)", "action", "who", "purposes", "detail")
+        shown = table("time", "action", "who", "purposes", "detail")
         for entry in trail:
-            shown.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry.timestamp)), entry.action,
-                          entry.party, str(entry.purposes.name or "-"), entry.detail)
+            shown.add_row(show_time(entry.timestamp, seconds=True), entry.action, entry.party,
+                          show_purposes(entry.purposes), entry.detail)
         return shown
 
     emit(as_json, lambda: [{"block": e.block, "timestamp": e.timestamp, "action": e.action, "who": e.party,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -200,6 +201,25 @@ def wei(units: int) -> str:
 def purpose_names(purposes: Purpose) -> list[str]:
     """A set of purposes in a JSON document: their lowercase names."""
     return [purpose.name.lower() for purpose in Purpose if purpose in purposes]
+
+
+def show_purposes(purposes: Purpose) -> str:
+    """A set of purposes for people: 'diagnosis, research', or 'none'."""
+    return ", ".join(purpose_names(purposes)) or "none"
+
+
+def show_time(timestamp: int, seconds: bool = False) -> str:
+    """A chain timestamp in UTC ('-' for none)."""
+    return time.strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else "") + " UTC", time.gmtime(timestamp)) if timestamp \
+        else "-"
+
+
+def show_duration(seconds: float) -> str:
+    """'1 hour', '14.4 minutes', '30 days'."""
+    unit, size = next(((u, s) for u, s in (("day", 86400), ("hour", 3600), ("minute", 60)) if seconds >= s),
+                      ("second", 1))
+    count = round(seconds / size, 1)
+    return f"{count:g} {unit}{'' if count == 1 else 's'}"
 
 
 def hex32(value: bytes) -> str:

@@ -5,7 +5,6 @@ node trains a model with DP-SGD on consented records and publishes it with its p
 from __future__ import annotations
 
 import math
-import time
 from typing import Optional
 
 import typer
@@ -23,6 +22,7 @@ from aidoc.cli.params import (
     reader_for,
     session_for,
     show_aid,
+    show_time,
     table,
     wei,
 )
@@ -36,10 +36,6 @@ app.add_typer(job_app, name="job")
 app.add_typer(federated_app, name="federated")
 
 TimeoutOption = typer.Option(300.0, help="seconds to wait for each step before giving up")
-
-
-def _utc(timestamp: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp)) if timestamp else "-"
 
 
 def _fields(pairs: list[tuple[str, object]]):
@@ -122,7 +118,7 @@ def job_show(job: int, account: Optional[str] = AccountOption, as_json: bool = J
         ("base model", info.base_model_id), ("data type", info.data_type.name.lower()),
         ("epsilon (per record)", f"{info.epsilon:g}"), ("delta", f"{info.delta:g}"),
         ("royalty per record", show_aid(info.royalty_per_record)), ("node fee", show_aid(info.node_fee)),
-        ("max records", info.max_records), ("deadline", _utc(info.deadline)), ("records used", info.record_count),
+        ("max records", info.max_records), ("deadline", show_time(info.deadline)), ("records used", info.record_count),
         ("epsilon spent", f"{info.epsilon_spent:g}"), ("trained model", info.model_id or "-"),
     ]))
 
@@ -226,7 +222,7 @@ def federated_show(training: int, account: Optional[str] = AccountOption, as_jso
         rounds = table("round", "updates", "aggregate", "metric", "deadline")
         for r in state.rounds:
             rounds.add_row(str(r.number), str(r.updates), r.aggregate_cid or "-",
-                           f"{r.metric:.4f}" if r.aggregate_cid else "-", _utc(r.deadline))
+                           f"{r.metric:.4f}" if r.aggregate_cid else "-", show_time(r.deadline))
         return [summary, rounds]
 
     emit(as_json, lambda: {

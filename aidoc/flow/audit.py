@@ -39,11 +39,15 @@ def audit_trail(session: Session, record_id: int) -> list[AuditEntry]:
                                                             detail)))
 
     filters = {"recordId": record_id}
+    grants = set()
     for event in consents.events.ConsentGranted().get_logs(from_block=start, argument_filters=filters):
+        grants.add((event["transactionHash"], event["args"]["grantee"]))
         add(event, "granted", event["args"]["grantee"], event["args"]["purposes"],
             "until " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(event["args"]["expiry"])))
     for event in consents.events.ConsentRevoked().get_logs(from_block=start, argument_filters=filters):
-        add(event, "revoked", event["args"]["grantee"], event["args"]["purposes"], "")
+        replaced = (event["transactionHash"], event["args"]["grantee"]) in grants
+        add(event, "revoked", event["args"]["grantee"], event["args"]["purposes"],
+            "left out of a new grant" if replaced else "")
     for event in consents.events.RecordAccessed().get_logs(from_block=start, argument_filters=filters):
         args = event["args"]
         use = "training job" if args["purpose"] == Purpose.TRAINING else "request"

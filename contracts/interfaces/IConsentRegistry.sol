@@ -70,13 +70,14 @@ interface IConsentRegistry is IMarketplaceErrors {
     event RecordRetired(uint256 indexed recordId);
 
     /// @notice Emitted when a record's owner grants `grantee` the purposes in `purposes` until `expiry`,
-    /// directly, in a batch or by signature; the grant replaces any earlier one to the same grantee.
+    /// directly, in a batch or by signature; the grant replaces any earlier one to the same grantee
+    /// (a purpose of a live earlier grant that it leaves out is revoked: ConsentRevoked, emitted first).
     /// @param purposes a bitmask of Purposes
     /// @param expiry the grant holds while block.timestamp < expiry
     event ConsentGranted(uint256 indexed recordId, address indexed grantee, uint8 purposes, uint64 expiry);
 
-    /// @notice Emitted when the purposes in `purposes` are revoked from `grantee`, directly or by signature;
-    /// the grantee keeps any other purpose it held.
+    /// @notice Emitted when the purposes in `purposes` are revoked from `grantee`, directly or by signature,
+    /// or left out of a new grant that replaces a live one; the grantee keeps any other purpose it held.
     event ConsentRevoked(uint256 indexed recordId, address indexed grantee, uint8 purposes);
 
     /// @notice Emitted when a record owner's unsubmitted signed grants and revocations are voided
@@ -155,7 +156,8 @@ interface IConsentRegistry is IMarketplaceErrors {
     function retireRecord(uint256 recordId) external;
 
     /// @notice Grants `grantee` the purposes in `purposes` on `recordId` until `expiry`.
-    /// @dev Replaces any earlier grant to the same grantee. Only the record's owner.
+    /// @dev Replaces any earlier grant to the same grantee: to add a purpose, grant the union (the CLI
+    /// does); a live purpose left out is revoked, with ConsentRevoked. Only the record's owner.
     function grantConsent(uint256 recordId, address grantee, uint8 purposes, uint64 expiry) external;
 
     /// @notice Grants several consents in one transaction; the caller must own every record.

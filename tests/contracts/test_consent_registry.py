@@ -126,11 +126,27 @@ def test_grant_consent_per_purpose_with_expiry(consents, patient, record_id, doc
         consents.checkAccess(record_id, doctor, Purpose.DIAGNOSIS)
 
 
-def test_regrant_replaces_previous_grant(consents, patient, record_id, doctor):
+def test_regrant_replaces_previous_grant_and_records_what_it_removed(consents, patient, record_id, doctor):
     grant(consents, patient, record_id, doctor, Purpose.DIAGNOSIS | Purpose.TRAINING)
-    grant(consents, patient, record_id, doctor, Purpose.RESEARCH)
-    assert consents.consentOf(record_id, doctor)[0] == Purpose.RESEARCH
+    tx = consents.grantConsent(record_id, doctor, Purpose.RESEARCH | Purpose.TRAINING, now() + DAY, {"from": patient})
+    assert consents.consentOf(record_id, doctor)[0] == Purpose.RESEARCH | Purpose.TRAINING
     assert not consents.hasConsent(record_id, doctor, Purpose.DIAGNOSIS)
+    # The audit trail shows the removal: a revocation of what the new grant left out, before the grant.
+    assert [e.name for e in tx.events if e.name in ("ConsentRevoked", "ConsentGranted")] == ["ConsentRevoked",
+                                                                                            "ConsentGranted"]
+    assert event_args(tx, "ConsentRevoked") == {"recordId": record_id, "grantee": doctor, "purposes": Purpose.DIAGNOSIS}
+    # A grant that keeps every purpose (here: the union) revokes nothing.
+    every = Purpose.DIAGNOSIS | Purpose.RESEARCH | Purpose.TRAINING | Purpose.INSURANCE
+    tx = consents.grantConsent(record_id, doctor, every, now() + DAY, {"from": patient})
+    assert "ConsentRevoked" not in tx.events
+
+
+def test_regrant_after_expiry_revokes_nothing(consents, patient, record_id, doctor):
+    consents.grantConsent(record_id, doctor, Purpose.DIAGNOSIS, now() + DAY, {"from": patient})
+    chain.sleep(DAY + 1)
+    chain.mine()
+    tx = consents.grantConsent(record_id, doctor, Purpose.RESEARCH, now() + DAY, {"from": patient})
+    assert "ConsentRevoked" not in tx.events  # the diagnosis grant had ended by itself
 
 
 def test_grant_rejections(consents, patient, record_id, doctor, stranger):

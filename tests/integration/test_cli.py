@@ -86,6 +86,32 @@ def test_a_patient_and_a_doctor_drive_a_diagnosis_from_the_command_line(keystore
     assert "ConsentMissing" in error or "ConsentExpired" in error
 
 
+def test_a_second_purpose_adds_to_the_grant_and_replace_says_what_it_revoked(keystores, node, models_dir):
+    from aidoc.chain.contracts import open_marketplace
+
+    marketplace = open_marketplace()
+    new_account("dora", marketplace)
+    eve = new_account("eve", marketplace)
+    out = aidoc("record", "add", str(samples_of(models_dir, DataType.LAB_PANEL)[0]), "--node", node.address,
+                "--account", "dora").output
+    record = re.search(r"record (\d+) registered", out).group(1)
+    aidoc("consent", "grant", record, eve, "--account", "dora")
+    out = aidoc("consent", "grant", record, eve, "--purpose", "research", "--days", "7", "--account", "dora").output
+    assert f"{eve} may use it for diagnosis, research until" in out and "added research" in out
+    assert "diagnosis was until" in out and "revoked" not in out
+    held = json.loads(aidoc("consent", "list", record, "--account", "dora", "--json").output)
+    assert held[0]["purposes"] == ["diagnosis", "research"]
+    out = aidoc("consent", "grant", record, eve, "--purpose", "research", "--replace", "--account", "dora").output
+    assert "may use it for research until" in out and "revoked diagnosis (in the audit trail)" in out
+    trail = json.loads(aidoc("audit", record, "--account", "dora", "--json").output)
+    assert [(e["action"], e["purposes"]) for e in trail] == [
+        ("granted", ["diagnosis"]), ("granted", ["diagnosis", "research"]), ("revoked", ["diagnosis"]),
+        ("granted", ["research"])]
+    assert trail[2]["detail"] == "left out of a new grant"
+    warned = aidoc("consent", "grant", record, eve, "--days", "0.01", "--account", "dora")
+    assert "warning: this consent ends in" in warned.output and "request timeout (1 hour)" in warned.output
+
+
 @pytest.mark.parametrize("args, expected", [
     (["record", "add", "/nonexistent/panel.csv", "--node", "0x" + "00" * 20, "--account", "nobody"], "no keystore"),
     (["diagnose", "1", "1", "0x" + "00" * 20, "--max-total", "lots", "--account", "carol"], "not an amount"),
