@@ -156,10 +156,15 @@ def diagnose(state, job: DiagnosisJob, stages: Stages, consent: bool, record_inf
     except Exception as error:  # noqa: BLE001 - any model failure on this input is reported, not fatal
         log.exception("model %d failed on request %d", request.model_id, job.request_id)
         raise PermanentFailure(FailureReason.MODEL_ERROR, type(error).__name__) from None
+    return result_document(job.request_id, request.record_id, request.model_id, model_info, prediction)
+
+
+def result_document(request_id: int, record_id: int, model_id: int, model_info: dict, prediction) -> dict:
+    """What the requester reads (sealed to them; aidoc.crypto.result pads it to one length)."""
     return {
-        "requestId": job.request_id,
-        "recordId": request.record_id,
-        "model": {"id": request.model_id, "name": model_info["name"], "version": model_info["version"]},
+        "requestId": request_id,
+        "recordId": record_id,
+        "model": {"id": model_id, "name": model_info["name"], "version": model_info["version"]},
         "label": prediction.label,
         "probabilities": {label: round(float(p), 6) for label, p in prediction.probabilities.items()},
     }

@@ -4,7 +4,11 @@ committed on-chain with a salt.
 The commitment is keccak256(requestId (32 bytes) || salt (32 bytes) || result bytes). The salt is
 random and travels only inside the sealed result, so nobody who sees the chain can test a guess
 such as 'malignant' against the commitment; the requester, who can open the result, recomputes
-it and checks it against the chain."""
+it and checks it against the chain.
+
+Nor may the ciphertext's length answer the guess: the sealed body (JSON) is padded with trailing
+spaces, which JSON ignores, to RESULT_PAD_BYTES (or the next multiple of it for a larger result), so
+every result of a model seals to the same length whatever its label."""
 
 from __future__ import annotations
 
@@ -20,6 +24,12 @@ from aidoc.errors import CorruptCiphertext, WrongKey
 
 SALT_BYTES = 32
 RESULT_VERSION = 1
+RESULT_PAD_BYTES = 1024
+
+
+def padded(body: bytes, block: int = RESULT_PAD_BYTES) -> bytes:
+    """`body` with trailing spaces up to the next multiple of `block` (at least one block)."""
+    return body + b" " * (-len(body) % block if body else block)
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,7 @@ def seal_result(request_id: int, result: dict, requester_key: bytes) -> SealedRe
         sort_keys=True,
         separators=(",", ":"),
     ).encode()
-    ciphertext = SealedBox(PublicKey(requester_key)).encrypt(body)
+    ciphertext = SealedBox(PublicKey(requester_key)).encrypt(padded(body))
     return SealedResult(ciphertext=ciphertext, commitment=result_commitment(request_id, salt, result_bytes))
 
 

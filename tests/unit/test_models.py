@@ -102,6 +102,25 @@ def test_panel_predictions_match_held_out_labels(panel_trained):
     assert np.mean(np.array(predicted) == truth) >= 0.9
 
 
+def test_every_sealed_result_of_a_model_has_one_length_whatever_its_label(panel_trained):
+    from nacl.public import PrivateKey
+
+    from aidoc.crypto import seal_result
+    from aidoc.workers.diagnosis import result_document
+
+    model, _ = panel_trained
+    records, _ = _panel_records(60)
+    key = PrivateKey.generate().public_key.encode()
+    info = {"name": "panel-mlp", "version": 1}
+    lengths = {}
+    for index, prediction in enumerate(model.predict(records)):
+        request_id, record_id = (1, 1) if index % 2 else (10**12 + index, 10**9 + index)
+        document = result_document(request_id, record_id, 3, info, prediction)
+        lengths.setdefault(prediction.label, set()).add(len(seal_result(request_id, document, key).ciphertext))
+    assert set(lengths) == set(PANEL_LABELS)  # both labels seen
+    assert len(set().union(*lengths.values())) == 1, lengths
+
+
 def test_ecg_cnn_beats_the_floor(ecg_trained):
     _, metrics = ecg_trained
     assert metrics["test"] == 4 * ECG_TEST_PER_CLASS
