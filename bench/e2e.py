@@ -15,6 +15,7 @@ from pathlib import Path
 from aidoc.chain.contracts import event_topic, rpc_batch, rpc_request
 from aidoc.config import AID, ENV_PREFIX
 from aidoc.constants import DataType
+from aidoc.node.namespace import NodeNamespace
 from aidoc.node.outbox import Outbox
 from aidoc.stack.local import start_node
 from aidoc.stack.testbed import Testbed
@@ -93,7 +94,7 @@ def run(bed: Testbed, setup: Setup, models_dir: Path, n: int, *, concurrency: in
         observed.join(timeout)
         worker_rss = _peak_rss_mb(processes[0].process.pid)
         watcher_rss = _peak_rss_mb(processes[2].process.pid)
-        timings = Outbox(_redis(bed), node.address).timings()
+        timings = Outbox(_redis(bed), NodeNamespace.of(doctor.marketplace, node.address)).timings()
     finally:
         for process in reversed(processes):
             process.stop()

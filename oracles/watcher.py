@@ -2,7 +2,9 @@
 
 It reads the node's DiagnosisRequested logs with eth_getLogs over bounded block ranges (no
 long-lived filters, which RPC providers drop), only up to `confirmations` blocks below the head.
-Its checkpoint lives in Redis, so a restarted watcher backfills everything it missed. Each pass
+Its checkpoint lives in Redis, in the node's namespace for this chain's genesis block and market
+(aidoc.node.namespace), so a restarted watcher backfills everything it missed, and a restarted
+chain is scanned from its deployment block. Each pass
 rescans `reorg_depth` blocks below the checkpoint, so a log that a reorg moved into another block
 is seen again; logs are deduplicated by (blockHash, txHash, logIndex), and the worker task is
 idempotent, so a log seen twice costs nothing."""
@@ -22,6 +24,7 @@ from aidoc.chain.contracts import Marketplace, decode_event, event_topic, rpc_re
 from aidoc.chain.request import DiagnosisRequest
 from aidoc.config import OracleSettings
 from aidoc.node.messages import DiagnosisJob
+from aidoc.node.namespace import NodeNamespace
 
 log = logging.getLogger("aidoc.watcher")
 
@@ -87,11 +90,13 @@ class ChainLogSource:
 
 
 class WatcherState:
-    """The checkpoint (last block scanned) and the set of logs already dispatched, in Redis."""
+    """The checkpoint (last block scanned) and the set of logs already dispatched, in Redis, in the
+    node's namespace for its chain and market."""
 
-    def __init__(self, client: redis.Redis, node: str, chain_id: int):
+    def __init__(self, client: redis.Redis, namespace: NodeNamespace):
         self.redis = client
-        self.prefix = f"aidoc:{node.lower()}:watcher:{chain_id}"
+        self.namespace = namespace
+        self.prefix = namespace.key("watcher")
 
     def checkpoint(self) -> int | None:
         value = self.redis.get(f"{self.prefix}:checkpoint")
@@ -106,6 +111,22 @@ class WatcherState:
         for key in keys:
             pipe.set(f"{self.prefix}:seen:{key}", 1, nx=True, ex=SEEN_TTL_S)
         return [bool(answer) for answer in pipe.execute()]
+
+    def reset(self) -> int:
+        """Forgets the checkpoint, the logs seen and the workers' claims (all of this namespace's
+        chain-derived state but the outbox, whose stale items the market refuses by their request
+        digest); returns how many keys it deleted."""
+        deleted = self.redis.delete(f"{self.prefix}:checkpoint")
+        for pattern in (f"{self.prefix}:seen:*", self.namespace.claim("*")):
+            batch: list[bytes] = []
+            for key in self.redis.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) == 1000:
+                    deleted += self.redis.delete(*batch)
+                    batch = []
+            if batch:
+                deleted += self.redis.delete(*batch)
+        return deleted
 
     def forget(self, keys: list[str]) -> None:
         """Un-sees logs whose dispatch failed, so that the next pass dispatches them again."""
@@ -136,8 +157,18 @@ class Watcher:
 
     def poll_once(self) -> int:
         """Scans new (and recently reorged) blocks; returns how many new logs it dispatched."""
-        safe_head = self.source.head() - self.settings.confirmations
+        head = self.source.head()
+        safe_head = head - self.settings.confirmations
         checkpoint = self.state.checkpoint()
+        if checkpoint is not None and head < checkpoint:
+            # Only a chain started again under the same genesis (a development chain loaded from an
+            # earlier state) gets here: a reorg deeper than the confirmations would too, and gets
+            # the same treatment, a full rescan.
+            log.warning("the chain's head (block %d) is below this node's checkpoint (block %d): the chain was "
+                        "reset under the node; forgetting the logs seen and requests claimed on it and rescanning "
+                        "from the deployment block %d", head, checkpoint, self.start_block)
+            self.state.reset()
+            checkpoint = None
         if checkpoint is None:
             start = self.start_block
         else:
@@ -181,15 +212,22 @@ class Watcher:
 
 def main() -> None:
     from aidoc.node.messages import Diagnose, dispatch
+    from aidoc.node.namespace import note_chain
     from aidoc.node.runtime import NodeRuntime
     from aidoc.node.service import run_service
 
     def build() -> tuple[Watcher, str]:
         runtime = NodeRuntime()
         marketplace = runtime.marketplace
+        namespace = runtime.namespace
+        previous = note_chain(runtime.redis, namespace)
+        if previous is not None:
+            log.warning("this node last ran on %s and now runs on %s (a restarted chain or a new deployment): "
+                        "its state there is kept apart, and it scans this chain from the deployment block %d",
+                        previous.describe(), namespace.describe(), marketplace.deployment.block_number)
         watcher = Watcher(
             ChainLogSource(marketplace, runtime.address),
-            WatcherState(runtime.redis, runtime.address, marketplace.chain_id),
+            WatcherState(runtime.redis, namespace),
             lambda jobs: dispatch(Diagnose(tuple(replace(job, dispatched_at=time.time()) for job in jobs)),
                                   runtime.address, runtime.services.redis_url),
             runtime.oracle,

@@ -35,7 +35,7 @@ def diagnose(self, jobs_data: list[dict]) -> dict[str, int]:
     state = worker_state()
     runtime = state.runtime
     ttl = runtime.oracle.visibility_timeout
-    claims = {job.request_id: f"aidoc:{runtime.address.lower()}:claim:{job.request_id}" for job in jobs}
+    claims = {job.request_id: runtime.namespace.claim(job.request_id) for job in jobs}
     held, ended = _claim(runtime.redis, jobs, claims, self.request.id, ttl)
     outcomes, retry, last_error = _run(state, held, self.request.retries)
     for job, diagnosed in outcomes:

@@ -16,22 +16,22 @@ from dataclasses import replace
 import redis
 
 from aidoc.node.messages import ContractCall, OutboxItem
+from aidoc.node.namespace import NodeNamespace
 
 TIMINGS_KEPT = 100_000  # stage timings of the newest fulfilled requests, for the benchmarks
 
 
 class Outbox:
-    """The queues of one node (keys are namespaced by the node's address)."""
+    """The queues of one node on one chain and market (keys in the node's namespace)."""
 
-    def __init__(self, client: redis.Redis, node: str):
+    def __init__(self, client: redis.Redis, namespace: NodeNamespace):
         self.redis = client
-        prefix = f"aidoc:{node.lower()}"
-        self.pending_key = f"{prefix}:outbox"
-        self.processing_key = f"{prefix}:outbox:processing"
-        self.publish_key = f"{prefix}:publish"
-        self.timings_key = f"{prefix}:timings"
-        self.calls_key = f"{prefix}:calls"
-        self.calls_processing_key = f"{prefix}:calls:processing"
+        self.pending_key = namespace.key("outbox")
+        self.processing_key = namespace.key("outbox", "processing")
+        self.publish_key = namespace.key("publish")
+        self.timings_key = namespace.key("timings")
+        self.calls_key = namespace.key("calls")
+        self.calls_processing_key = namespace.key("calls", "processing")
 
     def push(self, item: OutboxItem) -> None:
         self.push_many([item])

@@ -1,4 +1,5 @@
-"""What each of a compute node's processes holds: its identity, the marketplace, storage, Redis and its outbox.
+"""What each of a compute node's processes holds: its identity, the marketplace, storage, Redis, its
+namespace there and its outbox.
 
 The node's key comes from AIDOC_NODE_PRIVATE_KEY, or from the keystore AIDOC_NODE_ACCOUNT opened
 with AIDOC_PASSWORD (KeySettings; `node_identity` is the one place that decides). Each process (a Celery worker child, the watcher, the sender) builds one
@@ -16,6 +17,7 @@ from aidoc.chain.contracts import Marketplace, open_marketplace
 from aidoc.config import ENV_PREFIX, KeySettings, OracleSettings, ServiceSettings
 from aidoc.errors import ConfigError
 from aidoc.identity import Identity, identity_from_key, load_keystore
+from aidoc.node.namespace import NodeNamespace
 from aidoc.node.outbox import Outbox
 from aidoc.storage import ContentStore, open_store
 
@@ -82,5 +84,10 @@ class NodeRuntime:
         return redis.Redis.from_url(self.services.redis_url, socket_timeout=30, socket_connect_timeout=5)
 
     @cached_property
+    def namespace(self) -> NodeNamespace:
+        """Where this node keeps its state for the chain and market it runs on."""
+        return NodeNamespace.of(self.marketplace, self.address)
+
+    @cached_property
     def outbox(self) -> Outbox:
-        return Outbox(self.redis, self.address)
+        return Outbox(self.redis, self.namespace)

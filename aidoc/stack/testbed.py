@@ -63,13 +63,13 @@ class Testbed:
 
         return Session(identity, self.services, marketplace)
 
-    def funded(self, aid: int = 1_000 * AID, marketplace=None):
-        """A Session for a fresh identity with 10 ETH and `aid` AID units from the deployer."""
+    def funded(self, aid: int = 1_000 * AID, marketplace=None, identity: Identity | None = None):
+        """A Session for `identity` (default: a fresh one) with 10 ETH and `aid` AID units from the deployer."""
         from aidoc.chain.contracts import open_marketplace
         from aidoc.flow.faucet import fund
 
         marketplace = marketplace or open_marketplace(self.services)
-        identity = Identity.generate()
+        identity = identity or Identity.generate()
         fund(marketplace, identity.address, eth=10 * AID, aid=aid)
         return self.session(identity, marketplace)
 
@@ -82,12 +82,12 @@ class Testbed:
         return provider, register_model(provider, weights, name, data_type, price)
 
     def staked_node(self, data_types: list[DataType], stake: int = TERMS.stake, fee: int = TERMS.node_fee,
-                    marketplace=None):
-        """A funded node (Session) that staked `stake` and registered for `data_types` (its processes
-        are the caller's to start: aidoc.stack.local.start_node)."""
+                    marketplace=None, identity: Identity | None = None):
+        """A funded node (Session; `identity`, default a fresh one) that staked `stake` and registered
+        for `data_types` (its processes are the caller's to start: aidoc.stack.local.start_node)."""
         from aidoc.flow.node import register_node
 
-        node = self.funded(stake, marketplace)
+        node = self.funded(stake, marketplace, identity)
         register_node(node, stake, fee, data_types, gpu=False)
         return node
 

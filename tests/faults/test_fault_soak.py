@@ -47,6 +47,8 @@ from aidoc.chain.contracts import call_struct, open_marketplace, rpc_request
 from aidoc.config import AID, ServiceSettings, project_dir
 from aidoc.constants import DataType, RequestStatus
 from aidoc.flow.result import fetch_result, wait_for_settlements
+from aidoc.node.namespace import NodeNamespace
+from aidoc.node.outbox import Outbox
 from aidoc.stack.local import NodeSupervisor, start_node
 from aidoc.stack.testbed import TERMS
 from bench.e2e import signed_requests
@@ -300,7 +302,7 @@ def test_every_request_ends_exactly_once_under_faults(bed, heartbeat, rpc_proxy,
 
         settled = wait_for_settlements(doctor, ids, timeout=300, poll=0.5)
         outbox = redis.Redis.from_url(bed.services.redis_url)
-        publish_key = f"aidoc:{node.address.lower()}:publish"
+        publish_key = Outbox(outbox, NodeNamespace.of(marketplace, node.address)).publish_key
         deadline = time.monotonic() + 60
         while outbox.llen(publish_key) and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -12,6 +12,7 @@ from aidoc.chain.transactions import Transactor
 from aidoc.constants import DataType, RequestStatus
 from aidoc.errors import ContentNotFound, ContentUnreachable
 from aidoc.flow.request import request_diagnosis
+from aidoc.node.namespace import NodeNamespace
 from aidoc.node.outbox import Outbox
 from conftest import consented_record, samples_of, settle
 
@@ -24,7 +25,7 @@ def test_results_waiting_for_the_sender_go_out_in_one_fulfil_batch(node, doctor,
         records = [consented_record(funded(0), doctor, node, samples_of(models_dir, DataType.LAB_PANEL)[i % 2])
                    for i in range(5)]
         ids = [request_diagnosis(doctor, r, models[DataType.LAB_PANEL], node.address)[0] for r in records]
-        outbox = Outbox(redis_client, node.address)
+        outbox = Outbox(redis_client, NodeNamespace.of(doctor.marketplace, node.address))
         deadline = time.monotonic() + 60
         while outbox.depth()["pending"] < 5 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -60,7 +61,7 @@ def test_of_two_results_for_one_request_only_the_one_on_chain_is_published(node,
     try:
         record = consented_record(funded(0), doctor, node, samples_of(models_dir, DataType.LAB_PANEL)[0])
         request_id = request_diagnosis(doctor, record, models[DataType.LAB_PANEL], node.address)[0]
-        outbox = Outbox(redis_client, node.address)
+        outbox = Outbox(redis_client, NodeNamespace.of(doctor.marketplace, node.address))
         deadline = time.monotonic() + 60
         while outbox.depth()["pending"] < 1 and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -11,6 +11,7 @@ import redis as redis_lib
 from aidoc.chain.request import DiagnosisRequest
 from aidoc.config import OracleSettings
 from aidoc.node.messages import DiagnosisJob
+from aidoc.node.namespace import NodeNamespace
 from aidoc.oracles.watcher import RequestLog, Watcher, WatcherState, block_ranges
 from aidoc.stack.process import free_port
 from aidoc.stack.services import redis_server
@@ -29,7 +30,8 @@ def redis_url(tmp_path_factory):
 def state(redis_url, request):
     client = redis_lib.Redis.from_url(redis_url)
     client.flushdb()
-    return WatcherState(client, NODE, chain_id=request.node.name.__hash__() % 10_000)
+    return WatcherState(client, NodeNamespace(NODE, request.node.name.__hash__() % 10_000, "0x" + "01" * 32,
+                                             "0x" + "02" * 20))
 
 
 def request_log(request_id: int, block: int, fork: str = "a") -> RequestLog:
@@ -189,3 +191,47 @@ def test_a_batch_whose_dispatch_failed_goes_out_again_and_only_it(state):
     w.dispatch = lambda jobs: sent.append([job.request_id for job in jobs])
     assert w.poll_once() == 3
     assert sent == [[1, 2], [3, 4], [5]]
+
+
+def test_a_chain_reset_below_the_checkpoint_is_rescanned_from_the_deployment_block(state, caplog):
+    """A development chain loaded from an earlier state keeps its genesis (and so the namespace)
+    but its head falls below the checkpoint: the watcher says so, forgets the old chain's logs and
+    claims, and scans the new chain from the deployment block."""
+    chain, dispatched = ScriptedChain(head_block=60, logs=[request_log(1, 40)]), []
+    w = watcher(chain, state, dispatched)
+    w.poll_once()
+    claim = state.namespace.claim(1)
+    state.redis.set(claim, b"handled")  # what the worker left for the old chain's request 1
+    chain.logs, chain.head_block = [request_log(1, 12, fork="c")], 20  # the new chain's own request 1
+    with caplog.at_level("WARNING", logger="aidoc.watcher"):
+        assert w.poll_once() == 1
+    assert [(j.request_id, j.block_hash[2]) for j in dispatched] == [(1, "a"), (1, "c")]
+    assert chain.ranges[-1][0] == 1 and state.checkpoint() == 20
+    assert state.redis.get(claim) is None
+    assert "below this node's checkpoint (block 60)" in caplog.text and "deployment block 1" in caplog.text
+
+
+def test_the_state_of_two_chains_with_one_chain_id_is_kept_apart(redis_url):
+    """Another genesis block (a restarted anvil) or another market address is another namespace:
+    the old chain's checkpoint does not hide the new chain's blocks."""
+    client = redis_lib.Redis.from_url(redis_url)
+    client.flushdb()
+    old = NodeNamespace(NODE, 31337, "0x" + "0a" * 32, "0x" + "02" * 20)
+    WatcherState(client, old).set_checkpoint(500)
+    for new in (NodeNamespace(NODE, 31337, "0x" + "0b" * 32, old.market),
+                NodeNamespace(NODE, 31337, old.genesis, "0x" + "03" * 20)):
+        assert new.prefix != old.prefix and WatcherState(client, new).checkpoint() is None
+        assert new.claim(1) != old.claim(1)
+
+
+def test_the_node_says_when_it_starts_on_another_chain_than_last_time(redis_url):
+    from aidoc.node.namespace import note_chain
+
+    client = redis_lib.Redis.from_url(redis_url)
+    client.flushdb()
+    first = NodeNamespace(NODE, 31337, "0x" + "0a" * 32, "0x" + "02" * 20)
+    assert note_chain(client, first) is None  # the node's first start
+    assert note_chain(client, first) is None  # the same chain again
+    second = NodeNamespace(NODE, 31337, "0x" + "0b" * 32, first.market)
+    assert note_chain(client, second) == first
+    assert "genesis 0x0a0a0a0a" in first.describe()
