@@ -4,9 +4,11 @@ throwaway stack the demos run on (`throwaway_stack`)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
@@ -14,7 +16,7 @@ from urllib.parse import urlparse
 
 from aidoc.config import ENV_PREFIX, OracleSettings, ServiceSettings, is_set
 from aidoc.identity import Identity
-from aidoc.stack.process import ManagedProcess, ServiceStartError, free_port, port_open, stop_recorded
+from aidoc.stack.process import ManagedProcess, ServiceStartError, free_port, port_open, recorded_pid, stop_recorded
 from aidoc.stack.services import anvil, node_processes, redis_server
 
 
@@ -43,6 +45,11 @@ def start_stack(services: ServiceSettings, start_chain: bool = True) -> Iterator
 
 
 def stop_stack(services: ServiceSettings) -> Iterator[str]:
+    """Stops what `aidoc up` and `aidoc node run` started: the node's supervisor first (it stops its
+    own processes, and would otherwise start them again), then every other recorded process."""
+    node = services.run_dir / NODE_PID_FILE
+    if stop_recorded(node, timeout=60.0, group=False):
+        yield "stopped node"
     for pid_file in sorted(services.run_dir.glob("*.pid")):
         if stop_recorded(pid_file):
             yield f"stopped {pid_file.stem}"
@@ -72,55 +79,132 @@ def start_node(services: ServiceSettings, identity: Identity, concurrency: int |
     return started
 
 
+NODE_PID_FILE = "node.pid"  # `aidoc node run` itself, stopped first by `aidoc down`
+
+
+def exit_cause(status: int) -> str:
+    """`status 1`, or `signal 9 (SIGKILL)` for a process a signal ended."""
+    if status < 0:
+        try:
+            return f"signal {-status} ({signal.Signals(-status).name})"
+        except ValueError:
+            return f"signal {-status}"
+    return f"status {status}"
+
+
+def last_log_line(path: Path, tail_bytes: int = 4096) -> str | None:
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, 2)
+            log.seek(max(0, log.tell() - tail_bytes))
+            lines = [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
+    except FileNotFoundError:
+        return None
+    return lines[-1][:200] if lines else None
+
+
 class NodeSupervisor(threading.Thread):
     """Starts again any of a node's processes that exits, as systemd's Restart=always would: a
     worker killed by the OOM killer, or a Celery consumer that kombu lets die when Redis restarts
-    under it (its restore of unacknowledged messages meets a closed connection)."""
+    under it (its restore of unacknowledged messages meets a closed connection).
 
-    def __init__(self, processes: list[ManagedProcess], say: Callable[[str], None], interval: float = 1.0):
+    Restarts back off exponentially (`backoff`: the first delay and the cap), per process: one that
+    keeps dying (a chain that stays down, a bad setting) is tried again after 1, 2, 4, ... 60 s, not
+    in a tight loop, and starts from the first delay again once it has run `stable_after` s. Each
+    restart is said once, with its cause: the exit status and the last line of the process's log."""
+
+    def __init__(self, processes: list[ManagedProcess], say: Callable[[str], None], interval: float = 1.0, *,
+                 backoff: tuple[float, float] = (1.0, 60.0), stable_after: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic):
         super().__init__(name="node-supervisor", daemon=True)
         self.processes = processes
         self.say = say
         self.interval = interval
+        self.backoff = backoff
+        self.stable_after = stable_after
+        self.clock = clock
         self.restarts: dict[str, int] = {}
+        self.delays: dict[str, list[float]] = {}  # every delay chosen, per process (what the tests read)
+        self._quick_exits: dict[str, int] = {}  # exits in a row, each within stable_after of its start
+        self._due: dict[str, float] = {}  # when each process waiting to start again is started
+        self._started_at = {process.name: clock() for process in processes}
         self._stopping = threading.Event()
 
     def run(self) -> None:
         while not self._stopping.wait(self.interval):
-            for process in self.processes:
-                if process.process is None or process.process.poll() is None:
-                    continue
-                self.say(f"{process.name} exited with status {process.process.returncode}; starting it again "
-                         f"(see {process.log_path})")
+            self.check()
+
+    def check(self) -> None:
+        """One round: notes the processes that exited and starts those whose delay has passed."""
+        for process in self.processes:
+            if self._stopping.is_set():
+                return
+            if process.name in self._due:
+                if self.clock() >= self._due[process.name]:
+                    self._start_again(process)
+            elif process.process is not None and process.process.poll() is not None:
+                status = process.process.returncode
                 process.process = None
-                try:
-                    process.start()
-                    self.restarts[process.name] = self.restarts.get(process.name, 0) + 1
-                except ServiceStartError as error:
-                    self.say(f"{process.name} did not start again ({error}); retrying")
+                if self.clock() - self._started_at.get(process.name, 0.0) >= self.stable_after:
+                    self._quick_exits[process.name] = 0
+                line = last_log_line(process.log_path)
+                self._schedule(process, f"exited with {exit_cause(status)}" + (f" (its log ends: {line})" if line else ""))
+
+    def _start_again(self, process: ManagedProcess) -> None:
+        del self._due[process.name]
+        try:
+            process.start()
+        except ServiceStartError as error:
+            self._schedule(process, f"did not start again ({error})")
+            return
+        self._started_at[process.name] = self.clock()
+        self.restarts[process.name] = self.restarts.get(process.name, 0) + 1
+
+    def _schedule(self, process: ManagedProcess, cause: str) -> None:
+        first, cap = self.backoff
+        exits = self._quick_exits.get(process.name, 0)
+        self._quick_exits[process.name] = exits + 1
+        delay = min(cap, first * 2**min(exits, 32))
+        self.delays.setdefault(process.name, []).append(delay)
+        self._due[process.name] = self.clock() + delay
+        self.say(f"{process.name} {cause}; starting it again in {delay:g} s (see {process.log_path})")
 
     def stop(self) -> None:
         self._stopping.set()
-        self.join()
+        if self.is_alive():
+            self.join()
 
 
 def run_node(services: ServiceSettings, identity: Identity, concurrency: int, say: Callable[[str], None]) -> None:
-    processes = start_node(services, identity, concurrency)
-    say(f"node {identity.address}: worker, sender and watcher running (logs in {services.run_dir}); Ctrl-C stops")
-    supervisor = NodeSupervisor(processes, say)
-    supervisor.start()
+    """`aidoc node run`: the node's processes under a NodeSupervisor until Ctrl-C or SIGTERM (which
+    `aidoc down` sends it first, through its pid file, so that it stops its children rather than
+    starting them again)."""
+    pid_path = services.run_dir / NODE_PID_FILE
+    running = recorded_pid(pid_path)
+    if running is not None:
+        raise ServiceStartError(f"a node already runs from {services.run_dir} (pid {running}); stop it (aidoc down) "
+                                f"or give this one its own {ENV_PREFIX}RUN_DIR")
+    services.run_dir.mkdir(parents=True, exist_ok=True)
+    pid_path.write_text(str(os.getpid()))
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
-        while not stopped.wait(1.0):
+        processes = start_node(services, identity, concurrency)
+        say(f"node {identity.address}: worker, sender and watcher running (logs in {services.run_dir}); Ctrl-C stops")
+        supervisor = NodeSupervisor(processes, say)
+        supervisor.start()
+        try:
+            while not stopped.wait(1.0):
+                pass
+        except KeyboardInterrupt:
             pass
-    except KeyboardInterrupt:
-        pass
+        finally:
+            supervisor.stop()
+            for process in reversed(processes):
+                process.stop()
+            say("node stopped")
     finally:
-        supervisor.stop()
-        for process in reversed(processes):
-            process.stop()
-        say("node stopped")
+        pid_path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -132,9 +132,12 @@ class ManagedProcess:
         self.stop()
 
 
-def _terminate_group(pid: int, timeout: float, process: subprocess.Popen | None = None) -> None:
+def _terminate_group(pid: int, timeout: float, process: subprocess.Popen | None = None, group: bool = True) -> None:
+    """SIGTERM to the process group `pid` leads (or with `group` False, to the process alone), then
+    SIGKILL after `timeout` s."""
+    kill = os.killpg if group else os.kill
     try:
-        os.killpg(pid, signal.SIGTERM)
+        kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
@@ -150,19 +153,32 @@ def _terminate_group(pid: int, timeout: float, process: subprocess.Popen | None 
         time.sleep(0.05)
     else:
         try:
-            os.killpg(pid, signal.SIGKILL)
+            kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     if process is not None:
         process.wait()
 
 
-def stop_recorded(pid_path: Path, timeout: float = 10.0) -> bool:
-    """Stops the process whose pid a previous start recorded; False when none was running."""
+def recorded_pid(pid_path: Path) -> int | None:
+    """The pid in `pid_path` when that process still runs, else None."""
+    try:
+        pid = int(pid_path.read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    except PermissionError:
+        pass  # it runs, as another user
+    return pid
+
+
+def stop_recorded(pid_path: Path, timeout: float = 10.0, group: bool = True) -> bool:
+    """Stops the process (with `group`, its process group) whose pid a previous start recorded;
+    False when none was running."""
     try:
         pid = int(pid_path.read_text().strip())
     except (FileNotFoundError, ValueError):
         return False
-    _terminate_group(pid, timeout)
+    _terminate_group(pid, timeout, group=group)
     pid_path.unlink(missing_ok=True)
     return True

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -16,6 +17,7 @@ from aidoc.cli.main import app
 from aidoc.config import AID
 from aidoc.constants import DataType, Purpose
 from aidoc.flow.faucet import fund
+from aidoc.stack.process import stop_recorded
 from aidoc.stack.testbed import consent_record
 from conftest import NODE_FEE, STAKE, samples_of
 
@@ -220,3 +222,35 @@ def test_a_federated_training_opened_and_shown(keystores, models, doctor):
 def test_the_installed_entry_point_runs():
     result = subprocess.run([shutil.which("aidoc") or "aidoc", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "diagnose" in result.stdout
+
+
+def test_aidoc_down_stops_a_running_node_instead_of_having_it_restart_its_processes(stack, tmp_path):
+    """`aidoc down` stops `aidoc node run` first (its pid file), which stops its own processes: no
+    restart loop, and the command ends with "node stopped"."""
+    node = stack.staked_node([DataType.LAB_PANEL])
+    env = {**os.environ, "AIDOC_RUN_DIR": str(tmp_path), "AIDOC_NODE_PRIVATE_KEY": node.identity.account.key.hex()}
+    command = shutil.which("aidoc") or "aidoc"
+    output = tmp_path / "node-run.out"
+    with open(output, "wb") as out:
+        running = subprocess.Popen([command, "node", "run", "--concurrency", "1"], env=env, stdout=out,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while "Ctrl-C stops" not in output.read_text() and running.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "Ctrl-C stops" in output.read_text(), output.read_text()
+        again = subprocess.run([command, "node", "run"], env=env, capture_output=True, text=True)
+        assert again.returncode == 1 and again.stdout.count("\n") + again.stderr.count("\n") == 1
+        assert "a node already runs from" in again.stdout + again.stderr
+
+        down = subprocess.run([command, "down"], env=env, capture_output=True, text=True, timeout=120)
+        assert down.returncode == 0 and down.stdout.splitlines()[0] == "stopped node", down.stdout + down.stderr
+        assert running.wait(timeout=60) == 0
+    finally:
+        if running.poll() is None:
+            running.kill()
+            for name in ("worker", "watcher", "sender"):
+                stop_recorded(tmp_path / f"{name}.pid")
+    said = output.read_text()
+    assert said.rstrip().endswith("node stopped") and "starting it again" not in said, said
+    assert not list(tmp_path.glob("*.pid"))
