@@ -2,11 +2,13 @@
 
 Redis is the broker. Tasks are acknowledged late (after they finish), so a task whose worker dies
 is redelivered; Redis redelivers only after its visibility timeout, which the settings keep longer
-than the task time limit so that a slow task is never run twice at once."""
+than the task time limit so that a slow task is never run twice at once. A worker that starts takes
+back at once what a killed predecessor on its node's queue left unacknowledged (aidoc.workers.recovery)."""
 
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import celeryd_after_setup
 
 from aidoc.config import OracleSettings, ServiceSettings
 from aidoc.node.messages import DIAGNOSIS_QUEUE
@@ -36,3 +38,11 @@ def make_app(services: ServiceSettings | None = None, oracle: OracleSettings | N
 
 
 app = make_app()
+
+
+@celeryd_after_setup.connect
+def _restore_predecessors_tasks(sender: str, instance, **_: object) -> None:
+    """Before this worker consumes anything (its -Q queues are set by now)."""
+    from aidoc.workers.recovery import restore_for_worker
+
+    restore_for_worker(instance.app, list(instance.app.amqp.queues.consume_from or {}))

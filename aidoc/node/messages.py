@@ -29,10 +29,17 @@ AGGREGATE_TASK = "aidoc.aggregate_round"
 DIAGNOSIS_QUEUE = "aidoc.diagnoses"
 
 
+NODE_QUEUE_PREFIX = "aidoc.node."
+
+
 def node_queue(node: str) -> str:
     """The Celery queue only `node`'s workers consume: several nodes may share one Redis, and a task
     must reach the node whose key opens its records and whose sender signs its transaction."""
-    return f"aidoc.node.{node.lower()}"
+    return f"{NODE_QUEUE_PREFIX}{node.lower()}"
+
+
+def is_node_queue(name: str) -> bool:
+    return name.startswith(NODE_QUEUE_PREFIX)
 
 
 # ---------------------------------------------------------------- tasks: to the workers

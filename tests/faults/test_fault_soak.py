@@ -31,6 +31,7 @@ AIDOC_FAULT_REQUESTS sets the stream's length (default 300; `make faults` runs m
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -46,7 +47,7 @@ from eth_utils import keccak
 from aidoc.chain.contracts import call_struct, open_marketplace, rpc_request
 from aidoc.config import AID, ServiceSettings, project_dir
 from aidoc.constants import DataType, RequestStatus
-from aidoc.flow.result import fetch_result, wait_for_settlements
+from aidoc.flow.result import fetch_result, settlement, wait_for_settlements
 from aidoc.node.namespace import NodeNamespace
 from aidoc.node.outbox import Outbox
 from aidoc.stack.local import NodeSupervisor, start_node
@@ -73,6 +74,7 @@ class Run:
     sending: threading.Lock = field(default_factory=threading.Lock)  # held by the client for each send
     injected: Counter = field(default_factory=Counter)
     reorg_depths: list[int] = field(default_factory=list)
+    figures: dict[str, object] = field(default_factory=dict)
 
     def rpc(self, method: str, params: list):
         return rpc_request(self.doctor.marketplace.w3, method, params)
@@ -95,11 +97,35 @@ def kill_worker_children(run: Run) -> None:
 
 
 def kill_worker(run: Run) -> None:
-    """SIGKILLs the whole Celery worker (main process and pool); the node's supervisor starts it again."""
+    """SIGKILLs the whole Celery worker (main process and pool); the node's supervisor starts it
+    again, and the figures say how long after that restart the requests it held were settled."""
     time.sleep(0.5)
+    held, deadline = held_by_worker(run), time.monotonic() + 5
+    while not held and time.monotonic() < deadline:  # kill it while it holds work, as the OOM killer would
+        time.sleep(0.005)
+        held = held_by_worker(run)
+    run.figures["worker_sigkill_held_requests"] = len(held)
     os.killpg(run.process("worker").process.pid, signal.SIGKILL)
     run.injected["worker SIGKILL (main process and pool)"] += 1
     _wait_for_restart(run, "worker")
+    restarted = time.monotonic()
+    deadline = restarted + 120
+    while held and time.monotonic() < deadline:
+        held = [i for i in held if settlement(run.doctor, i).status == RequestStatus.PENDING]
+        time.sleep(0.2)
+    run.figures["worker_sigkill_settled_s_after_restart"] = None if held else round(time.monotonic() - restarted, 1)
+
+
+def held_by_worker(run: Run) -> list[int]:
+    """The request ids in the tasks the worker has taken and not acknowledged (the Redis transport's
+    `unacked` hash: running, or waiting for a retry's countdown)."""
+    client = redis.Redis.from_url(run.bed.services.redis_url)
+    ids: list[int] = []
+    for raw in client.hvals("unacked"):
+        message = json.loads(raw)[0]
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        ids += [int(job["request_id"]) for job in args[0]]
+    return sorted(set(ids))
 
 
 def rpc_outage(run: Run) -> None:
@@ -361,6 +387,7 @@ def test_every_request_ends_exactly_once_under_faults(bed, heartbeat, rpc_proxy,
         "client_resent": resent,
         "proxy_connections_refused": rpc_proxy.refused,
         "node_process_restarts": dict(supervisor.restarts),
+        **run.figures,
     }
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(report, indent=2) + "\n")

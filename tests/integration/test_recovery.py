@@ -3,8 +3,10 @@ watcher was down are fulfilled once it is back (retries with backoff, backfill f
 
 from __future__ import annotations
 
+import re
 import time
 
+from aidoc.config import OracleSettings
 from aidoc.constants import DataType, RequestStatus
 from aidoc.flow.request import request_diagnosis
 from aidoc.flow.result import fetch_result, settlement
@@ -42,3 +44,30 @@ def test_requests_made_while_the_watcher_is_down_are_backfilled(node, doctor, mo
         watcher.start()
     settled = settle(doctor, ids)
     assert all(settled[i].status == RequestStatus.FULFILLED for i in ids)
+
+
+def test_a_request_whose_worker_was_sigkilled_is_fulfilled_once_the_worker_is_back(stack, node, doctor, models,
+                                                                                   models_dir, funded):
+    """The worker holds the request's task (waiting for a retry's countdown while IPFS is down) when
+    it is SIGKILLed; the task is unacknowledged in Redis, which would hand it out again only after
+    the visibility timeout (900 s). The restarted worker takes it back at once."""
+    assert OracleSettings().visibility_timeout >= 900  # the default: nothing here waits for it
+    record = consented_record(funded(0), doctor, node, samples_of(models_dir, DataType.LAB_PANEL)[0])
+    ipfs = stack.processes["ipfs"]
+    worker = next(p for p in node.processes if p.name == "worker")
+    ipfs.stop()
+    try:
+        request_id, _ = request_diagnosis(doctor, record, models[DataType.LAB_PANEL], node.address)
+        retrying = re.compile(rf"request\(s\) \((?:\d+, )*{request_id}(?:, \d+)*\): .*; retrying in")
+        deadline = time.monotonic() + 60
+        while not retrying.search(worker.log_path.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert retrying.search(worker.log_path.read_text()), "the worker never met the IPFS outage"
+        worker.kill()
+        assert settlement(doctor, request_id).status == RequestStatus.PENDING
+        worker.start()
+    finally:
+        ipfs.start()
+    assert settle(doctor, [request_id], timeout=60)[request_id].status == RequestStatus.FULFILLED
+    assert "restored 1 task(s) that a previous worker of this node had taken" in worker.log_path.read_text()
+    assert node.alive()
