@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.public import PrivateKey
 
-from aidoc.crypto import encrypt_record, open_record, open_result, result_commitment, seal_result
+from aidoc.crypto import decrypt_record, encrypt_record, open_record, open_result, result_commitment, seal_result
+from aidoc.crypto.envelope import NONCE_BYTES, RECORD_MAGIC, UNPADDED_MAGIC, record_bucket
 from aidoc.crypto.keys import derive_encryption_key, encryption_public_key
 from aidoc.errors import CorruptCiphertext, WrongKey
 from aidoc.identity import Identity
@@ -56,13 +57,52 @@ def test_any_flipped_byte_is_detected(position, flip):
         open_record(bytes(tampered), sealed.key_envelope, key)
 
 
-@given(cut=st.integers(min_value=0, max_value=73))  # the ciphertext is 74 bytes
+@given(cut=st.integers(min_value=0, max_value=1057))  # the ciphertext is 1,058 bytes: a 1 KiB bucket
 @settings(max_examples=40)
 def test_truncation_is_detected(cut):
     key = PrivateKey.generate()
     sealed = encrypt_record(b"x" * 40, [key.public_key.encode()], data_type=1)
     with pytest.raises(CorruptCiphertext):
         open_record(sealed.ciphertext[:cut], sealed.key_envelope, key)
+
+
+def test_records_of_one_data_type_seal_to_one_length_whatever_they_hold():
+    """A panel with an outcome recorded is longer than one without, an ECG's length is its duration:
+    padded to their data type's bucket, none of that shows in the ciphertext's length."""
+    key = PrivateKey.generate().public_key.encode()
+    for data_type, sizes in ((1, [200, 276, 301, 700]), (2, [4071, 12_000, 40_073])):
+        lengths = {len(encrypt_record(bytes(size), [key], data_type=data_type).ciphertext) for size in sizes}
+        assert len(lengths) == 1, (data_type, lengths)
+
+
+def test_size_buckets_double_then_grow_by_a_mebibyte():
+    assert [record_bucket(1, n) for n in (0, 1020, 1021, 5000)] == [1024, 1024, 2048, 8192]
+    assert record_bucket(2, 40_073) == 64 * 1024 and record_bucket(3, 10) == 256 * 1024
+    assert record_bucket(2, 1024 * 1024) == 2 * 1024 * 1024  # 4 bytes over 1 MiB: the next MiB
+    assert record_bucket(2, 5 * 1024 * 1024 + 1) == 6 * 1024 * 1024
+
+
+def _sealed_by_hand(magic: bytes, body: bytes) -> tuple[bytes, bytes]:
+    """A record ciphertext built without encrypt_record (format 1, or a doctored format 2)."""
+    import secrets
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    data_key, nonce = AESGCM.generate_key(bit_length=256), secrets.token_bytes(NONCE_BYTES)
+    header = magic + b"\x01" + nonce
+    return header + AESGCM(data_key).encrypt(nonce, body, header), data_key
+
+
+def test_an_unpadded_record_of_the_first_format_still_opens():
+    ciphertext, data_key = _sealed_by_hand(UNPADDED_MAGIC, b"panel bytes")
+    assert decrypt_record(ciphertext, data_key) == (1, b"panel bytes")
+
+
+@pytest.mark.parametrize("body", [b"\0\0\4\1" + b"x" * 20, b"\0\0\0\2ab" + b"\0" * 5 + b"\1", b"\0\0"])
+def test_a_padding_that_does_not_add_up_is_corrupt(body):
+    ciphertext, data_key = _sealed_by_hand(RECORD_MAGIC, body)
+    with pytest.raises(CorruptCiphertext, match="padding"):
+        decrypt_record(ciphertext, data_key)
 
 
 @given(garbage=st.binary(max_size=300))
