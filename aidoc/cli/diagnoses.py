@@ -1,4 +1,5 @@
-"""`aidoc diagnose`, `result` and `audit`: a doctor's request, its result, and a record's history."""
+"""`aidoc diagnose`, `requests`, `cancel`, `result` and `audit`: a doctor's requests, their
+results, and a record's history."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from aidoc.cli.params import (
     show_time,
     table,
 )
+from aidoc.constants import RequestStatus
+from aidoc.errors import AidocError
 
 app = CommandGroup("Diagnoses.")
 
@@ -29,6 +32,7 @@ app = CommandGroup("Diagnoses.")
 @app.command()
 def diagnose(record: int, model: int, node: str, max_total: Optional[str] = typer.Option(None),
              wait: bool = typer.Option(True, help="wait for the node to settle it"),
+             wait_s: float = typer.Option(120.0, "--timeout", help="how long to wait (s); on timeout: exit 1"),
              account: Optional[str] = AccountOption) -> None:
     """Request a diagnosis of RECORD with MODEL by NODE, escrowing the fees."""
     from aidoc.flow.request import request_diagnosis
@@ -41,9 +45,44 @@ def diagnose(record: int, model: int, node: str, max_total: Optional[str] = type
     console.print(f"request {request_id}: {show_aid(terms.total)} escrowed")
     if wait:
         with console.status("waiting for the node"):
-            settled = wait_for_settlements(session, [request_id], timeout=120)[request_id]
+            settled = wait_for_settlements(session, [request_id], timeout=wait_s)[request_id]
+        if settled.status == RequestStatus.PENDING:
+            raise AidocError(f"no answer from node {node} in {wait_s:g} s: request {request_id} is still pending; "
+                             f"`aidoc result {request_id}` once it is fulfilled, or `aidoc cancel {request_id}` for a "
+                             f"full refund after its deadline ({show_time(terms.deadline)})")
         console.print(f"request {request_id}: {settled.status.name.lower()}"
                       + (f" ({settled.failure.name})" if settled.failure else ""))
+
+
+@app.command("requests")
+def my_requests_command(account: Optional[str] = AccountOption, as_json: bool = JsonOption) -> None:
+    """Your diagnosis requests: status, escrow, deadline, and which you can cancel for a refund now."""
+    from aidoc.flow.request import my_requests
+
+    found = my_requests(session_for(account))
+
+    def rows():
+        shown = table("request", "record", "model", "node", "escrow", "status", "deadline", "refundable")
+        for entry in found:
+            shown.add_row(str(entry.request_id), str(entry.terms.record_id), str(entry.terms.model_id),
+                          entry.terms.node, show_aid(entry.terms.total), entry.status.name.lower(),
+                          show_time(entry.terms.deadline), "yes (aidoc cancel)" if entry.refundable else "no")
+        return shown
+
+    emit(as_json, lambda: [{"request_id": e.request_id, "record_id": e.terms.record_id, "model_id": e.terms.model_id,
+                            "node": e.terms.node, "escrow": str(e.terms.total), "status": e.status.name.lower(),
+                            "deadline": e.terms.deadline, "refundable": e.refundable} for e in found], rows)
+
+
+@app.command()
+def cancel(request: int, account: Optional[str] = AccountOption) -> None:
+    """Cancel your pending REQUEST once its deadline passed or its consent is gone: a full refund."""
+    from aidoc.flow.request import cancel_request
+
+    request = positive(request, "request")
+    session = session_for(account)
+    refund = cancel_request(session, request)
+    console.print(f"request {request} cancelled: {show_aid(refund)} refunded to {session.address}")
 
 
 @app.command()

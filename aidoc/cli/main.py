@@ -73,7 +73,7 @@ app.add_typer(records.app, name="record")
 app.add_typer(consent.app, name="consent")
 app.add_typer(models.app, name="model")
 app.add_typer(nodes.app, name="node")
-app.add_typer(diagnoses.app)  # diagnose, result, audit
+app.add_typer(diagnoses.app)  # diagnose, requests, cancel, result, audit
 app.add_typer(training.app, name="train")
 
 if __name__ == "__main__":

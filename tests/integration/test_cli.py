@@ -254,3 +254,40 @@ def test_aidoc_down_stops_a_running_node_instead_of_having_it_restart_its_proces
     said = output.read_text()
     assert said.rstrip().endswith("node stopped") and "starting it again" not in said, said
     assert not list(tmp_path.glob("*.pid"))
+
+
+def test_a_doctor_whose_node_never_answers_sees_it_and_cancels_for_a_full_refund(keystores, stack, models,
+                                                                                  models_dir, funded):
+    """`diagnose` exits 1 naming what to do when no node answers; `requests` lists the request;
+    `cancel` refuses while the node may still fulfil it, and refunds in full once consent is gone."""
+    from aidoc.flow.consent import revoke_consent
+
+    marketplace = funded(0).marketplace
+    idle = stack.staked_node([DataType.LAB_PANEL], marketplace=marketplace)  # registered, never started
+    doctor = new_account("waiting-doctor", marketplace, aid=100 * AID)
+    patient = funded(0)
+    record = consent_record(patient, samples_of(models_dir, DataType.LAB_PANEL)[0], [idle.address], doctor)
+    before = marketplace.token.functions.balanceOf(doctor).call()
+
+    waited = aidoc("diagnose", str(record), str(models[DataType.LAB_PANEL]), idle.address, "--timeout", "1",
+                   "-a", "waiting-doctor", ok=False)
+    assert waited.exit_code == 1 and "Traceback" not in waited.output
+    said, line = waited.output.strip().splitlines()  # what it escrowed, then why it gave up
+    assert said.endswith("AID escrowed") and line.startswith("error: no answer from node")
+    request_id = int(re.search(r"request (\d+) is still pending", line).group(1))
+    assert f"aidoc cancel {request_id}" in line and "UTC" in line
+    listed = json.loads(aidoc("requests", "--json", "-a", "waiting-doctor").output)
+    assert [(r["request_id"], r["status"], r["refundable"]) for r in listed] == [(request_id, "pending", False)]
+    escrow = int(listed[0]["escrow"])
+    assert before - marketplace.token.functions.balanceOf(doctor).call() == escrow
+
+    assert "still within its deadline" in one_line_error(aidoc("cancel", str(request_id), "-a", "waiting-doctor",
+                                                               ok=False))
+    revoke_consent(patient, record, doctor, Purpose.DIAGNOSIS)
+    assert "yes (aidoc cancel)" in aidoc("requests", "-a", "waiting-doctor").output
+    out = aidoc("cancel", str(request_id), "-a", "waiting-doctor").output
+    assert f"request {request_id} cancelled" in out and "refunded" in out
+    assert marketplace.token.functions.balanceOf(doctor).call() == before  # to the wei
+    assert "cancelled: there is nothing to cancel" in one_line_error(
+        aidoc("cancel", str(request_id), "-a", "waiting-doctor", ok=False))
+    assert "not one of" in one_line_error(aidoc("cancel", "999999", "-a", "waiting-doctor", ok=False))
