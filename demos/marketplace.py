@@ -22,7 +22,7 @@ from rich.table import Table
 
 from aidoc.chain.contracts import chain_time_in
 from aidoc.chain.deployments import deploy_marketplace
-from aidoc.config import AID, ServiceSettings, models_dir, project_dir
+from aidoc.config import AID, ENV_PREFIX, KeySettings, ServiceSettings, is_set, models_dir, project_dir
 from aidoc.constants import DataType, Purpose, RequestStatus
 from aidoc.errors import AidocError, exit_on_user_error
 from aidoc.identity import Identity
@@ -77,14 +77,66 @@ def demo_stack(console: Console, name: str) -> Iterator[tuple[ServiceSettings, c
 def run_demo(console: Console, patients: int = 6, requests_per_record: int = 1) -> None:
     from aidoc.stack.local import start_node
 
+    keys = demo_keys()
     trained = ensure_models(console)
     with demo_stack(console, "demo") as (services, stack):
-        run_flow(console, services, trained, patients, requests_per_record, stack, start_node)
+        run_flow(console, services, trained, patients, requests_per_record, stack, start_node, keys)
     console.print("stack stopped")
 
 
+@dataclass(frozen=True)
+class DemoKeys:
+    """Where the demo keeps its accounts' keys on a chain it did not start (AIDOC_RPC_URL): a failed
+    run can leave a doctor's escrow that only the doctor can cancel (`aidoc cancel`), and a node's
+    stake that only the node can withdraw. On the demo's own anvil, the chain ends with the run."""
+
+    directory: Path
+    password: str
+
+
+def demo_keys() -> DemoKeys | None:
+    if not is_set("RPC_URL"):
+        return None
+    password = KeySettings().password
+    if not password:
+        raise AidocError(f"the demo runs on {ServiceSettings().rpc_url}, a chain it did not start: set "
+                         f"{ENV_PREFIX}PASSWORD, which encrypts the keystores it keeps its accounts' keys in "
+                         f"({ENV_PREFIX}KEYSTORE_DIR), so that you can cancel what a failed run leaves in escrow")
+    return DemoKeys(ServiceSettings().keystore_dir, password)
+
+
+def keep_keys(console: Console, keys: DemoKeys, cast: Cast) -> None:
+    from aidoc.identity import save_keystore
+
+    named = [("doctor", cast.doctor), ("provider", cast.provider), ("node", cast.node),
+             *[(f"patient{index + 1}", patient) for index, patient in enumerate(cast.patients)]]
+    names = []
+    for role, identity in named:
+        name = f"demo-{role}-{identity.address[2:10].lower()}"
+        save_keystore(keys.directory, name, identity, keys.password)
+        names.append(name)
+    console.print(f"the demo's accounts are keystores in {keys.directory} (password: {ENV_PREFIX}PASSWORD): "
+                  f"{names[0]}, {names[1]}, {names[2]} and {len(names) - 3} patients; should this run fail, "
+                  f"`aidoc requests -a {names[0]}` lists what it left in escrow and `aidoc cancel ID -a {names[0]}` "
+                  "refunds it after its deadline")
+
+
+def start_supervised_node(console: Console, services: ServiceSettings, node: Identity, stack: contextlib.ExitStack,
+                          start_node) -> None:
+    """The node's processes under the NodeSupervisor, as `aidoc node run` runs them: a worker that
+    dies is started again. The ExitStack stops the supervisor before the processes."""
+    from aidoc.stack.local import NodeSupervisor
+
+    processes = start_node(services, node)
+    for process in processes:
+        stack.callback(process.stop)
+    supervisor = NodeSupervisor(processes, lambda line: console.print(f"[yellow]node:[/] {line}"))
+    supervisor.start()
+    stack.callback(supervisor.stop)
+
+
 def run_flow(console: Console, services: ServiceSettings, models_dir: Path, patient_count: int,
-             requests_per_record: int, stack: contextlib.ExitStack, start_node) -> None:
+             requests_per_record: int, stack: contextlib.ExitStack, start_node, keys: DemoKeys | None = None) -> None:
     from aidoc.flow.consent import grant_consent, revoke_consent
     from aidoc.flow.faucet import fund
     from aidoc.flow.model import register_model
@@ -100,6 +152,8 @@ def run_flow(console: Console, services: ServiceSettings, models_dir: Path, pati
     session = {who.address: Session(who, services, marketplace, store)
                for who in [*cast.patients, cast.provider, cast.node]}
     session[cast.doctor.address] = doctor
+    if keys is not None:
+        keep_keys(console, keys, cast)
     for who, amount in [(cast.doctor, 1_000 * AID), (cast.node, STAKE), *[(p, 0) for p in cast.patients],
                         (cast.provider, 0)]:
         fund(marketplace, who.address, eth=10 * AID, aid=amount)
@@ -112,9 +166,9 @@ def run_flow(console: Console, services: ServiceSettings, models_dir: Path, pati
                                MODEL_PRICE)
     console.print(f"provider {cast.provider.address} registered models {panel_model} (panel) and {ecg_model} (ECG)")
     register_node(session[cast.node.address], STAKE, NODE_FEE, [DataType.LAB_PANEL, DataType.ECG], gpu=False)
-    for process in start_node(services, cast.node):
-        stack.callback(process.stop)
-    console.print(f"node {cast.node.address} staked {aid(STAKE)}; its worker, watcher and sender are running")
+    start_supervised_node(console, services, cast.node, stack, start_node)
+    console.print(f"node {cast.node.address} staked {aid(STAKE)}; its worker, watcher and sender are running "
+                  "under its supervisor")
 
     console.rule("3. patients add encrypted records and grant consent")
     samples = interleaved_samples(models_dir / "samples")
