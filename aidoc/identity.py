@@ -17,6 +17,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from nacl.public import PrivateKey
+from web3 import Web3
 
 from aidoc.config import ENV_PREFIX
 from aidoc.crypto.keys import derive_encryption_key
@@ -74,6 +75,19 @@ def save_keystore(keystore_dir: Path, name: str, identity: Identity, password: s
     with os.fdopen(fd, "w") as handle:
         json.dump(encrypted, handle)
     return path
+
+
+def keystore_address(keystore_dir: Path, name: str) -> str | None:
+    """The checksummed address the keystore `name` declares (readable without its password), or
+    None when there is no such keystore or it declares none."""
+    try:
+        path = keystore_path(keystore_dir, name)
+        declared = json.loads(path.read_text()).get("address")
+    except (KeystoreError, FileNotFoundError, ValueError, AttributeError):
+        return None
+    if not isinstance(declared, str) or not Web3.is_address("0x" + declared.removeprefix("0x")):
+        return None
+    return Web3.to_checksum_address("0x" + declared.removeprefix("0x"))
 
 
 def load_keystore(keystore_dir: Path, name: str, password: str) -> Identity:

@@ -19,7 +19,7 @@ from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFou
 from web3.types import TxReceipt
 
 from aidoc.chain.contracts import TransactionReverted, decode_revert, encode_call, revert_data
-from aidoc.errors import TransientError
+from aidoc.errors import AidocError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ class Fees:
             max_fee=self.max_fee * FEE_BUMP_NUMERATOR // FEE_BUMP_DENOMINATOR + 1,
             priority_fee=self.priority_fee * FEE_BUMP_NUMERATOR // FEE_BUMP_DENOMINATOR + 1,
         )
+
+
+class OutOfEth(AidocError):
+    """The sending account holds too little ETH for a transaction's gas (and value)."""
 
 
 class Transactor:
@@ -156,6 +160,8 @@ class Transactor:
                 if "underpriced" in message:
                     fees = fees.bumped()
                     continue
+                if "insufficient funds" in message:
+                    raise self._out_of_eth(tx, fees, action) from None
                 raise
             if advance and len(sent) == 1:
                 self._nonce = nonce + 1
@@ -166,6 +172,14 @@ class Transactor:
                             self.tx_timeout)
                 fees = fees.bumped()
         raise TransientError(f"{action} stayed unmined after {self.max_replacements} fee bumps; the node is congested")
+
+    def _out_of_eth(self, tx: dict[str, Any], fees: Fees, action: str) -> "OutOfEth":
+        needed = int(tx["gas"]) * fees.max_fee + int(tx.get("value", 0))
+        held = self.w3.eth.get_balance(self.address)
+        return OutOfEth(f"{self.address} has {Web3.from_wei(held, 'ether')} ETH and {action} needs up to "
+                        f"{Web3.from_wei(needed, 'ether')} ETH (gas {tx['gas']} at up to {fees.max_fee} wei, plus "
+                        f"what it sends): send it at least {Web3.from_wei(max(needed - held, 1), 'ether')} ETH "
+                        "(on a development chain: aidoc faucet)")
 
     def _wait_for_any(self, hashes: list[bytes], timeout: float, action: str) -> TxReceipt:
         """The receipt of whichever of `hashes` (versions of one nonce) is mined first."""

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from web3 import Web3
-
 from aidoc.cli.params import CommandGroup, JsonOption, console, emit, new_password
 from aidoc.config import ServiceSettings
-from aidoc.identity import Identity, save_keystore
+from aidoc.identity import Identity, keystore_address, save_keystore
 
 app = CommandGroup("Keystores: one per patient, doctor, provider or node.")
 
@@ -27,21 +22,7 @@ def account_new(name: str) -> None:
 @app.command("list")
 def account_list(as_json: bool = JsonOption) -> None:
     """List keystores and their addresses."""
-    found = [(path.stem, _declared_address(path)) for path in sorted(ServiceSettings().keystore_dir.glob("*.json"))]
-    emit(as_json, lambda: [{"name": name, "address": _checksummed(address)} for name, address in found],
-         lambda: [f"{name}: 0x{address or '?'}" for name, address in found])
-
-
-def _declared_address(path: Path) -> str | None:
-    """The address a keystore file declares, as written there (hex without 0x), if any."""
-    try:
-        address = json.loads(path.read_text()).get("address")
-    except ValueError:
-        return None
-    return address if isinstance(address, str) else None
-
-
-def _checksummed(address: str | None) -> str | None:
-    if address is None or not Web3.is_address("0x" + address.removeprefix("0x")):
-        return None
-    return Web3.to_checksum_address("0x" + address.removeprefix("0x"))
+    directory = ServiceSettings().keystore_dir
+    found = [(path.stem, keystore_address(directory, path.stem)) for path in sorted(directory.glob("*.json"))]
+    emit(as_json, lambda: [{"name": name, "address": address} for name, address in found],
+         lambda: [f"{name}: {address or '?'}" for name, address in found])

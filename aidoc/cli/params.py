@@ -20,7 +20,7 @@ from web3 import Web3
 from aidoc.config import AID, KeySettings, ServiceSettings
 from aidoc.constants import DataType, Purpose
 from aidoc.errors import ConfigError, one_line, user_error_types
-from aidoc.identity import Identity, identity_from_key, load_keystore
+from aidoc.identity import Identity, identity_from_key, keystore_address, load_keystore
 
 if TYPE_CHECKING:
     from aidoc.flow.session import Session
@@ -92,10 +92,15 @@ def parse_aid(amount: str) -> int:
 
 
 def checked_address(value: str, what: str) -> str:
-    """A checksummed Ethereum address, or one line saying what is wrong with `value`."""
-    if not Web3.is_address(value):
-        raise ConfigError(f"{value!r} is not an Ethereum address (the {what}); write it as 0x and 40 hex digits")
-    return Web3.to_checksum_address(value)
+    """A checksummed Ethereum address, given as one or as the name of a keystore (`aidoc faucet
+    alice`: its declared address, no password needed), or one line saying what is wrong with `value`."""
+    if Web3.is_address(value):
+        return Web3.to_checksum_address(value)
+    named = keystore_address(ServiceSettings().keystore_dir, value)
+    if named is None:
+        raise ConfigError(f"{value!r} is neither an Ethereum address nor a keystore name (the {what}); write 0x and "
+                          "40 hex digits, or a name from `aidoc account list`")
+    return named
 
 
 def positive(value: int, what: str) -> int:

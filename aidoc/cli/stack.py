@@ -41,7 +41,7 @@ def deploy() -> None:
 @app.command()
 def faucet(address: str, eth: str = typer.Option("10", help="ETH to send"),
            aid: str = typer.Option("1000", help="AID to send")) -> None:
-    """Fund an account on a development chain from its unlocked deployer account."""
+    """Fund ADDRESS (or a keystore name) on a development chain from its unlocked deployer account."""
     from aidoc.chain.contracts import open_marketplace
     from aidoc.flow.faucet import fund
 

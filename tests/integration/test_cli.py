@@ -13,6 +13,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
+from aidoc.chain.contracts import open_marketplace
 from aidoc.cli.main import app
 from aidoc.config import AID
 from aidoc.constants import DataType, Purpose
@@ -122,8 +123,8 @@ def test_a_second_purpose_adds_to_the_grant_and_replace_says_what_it_revoked(key
     (["consent", "grant", "1", "0x" + "00" * 20, "--purpose", "marketing", "--account", "carol"], "unknown purpose"),
     (["result", "999999", "--account", "carol"], "there is no result"),
     (["result", "0", "--account", "carol"], "ids count from 1"),
-    (["diagnose", "1", "1", "xyz", "--account", "carol"], "not an Ethereum address"),
-    (["consent", "grant", "1", "0x12", "--account", "carol"], "not an Ethereum address"),
+    (["diagnose", "1", "1", "xyz", "--account", "carol"], "neither an Ethereum address nor a keystore name"),
+    (["consent", "grant", "1", "0x12", "--account", "carol"], "neither an Ethereum address nor a keystore name"),
     (["node", "register", "--stake", "nan", "--account", "carol"], "not an amount"),
     (["diagnose", "1", "1", "0x" + "00" * 20, "--max-total", "Infinity", "--account", "carol"], "not an amount"),
     (["consent", "grant", "1", "0x" + "00" * 20, "--days", "-3", "--account", "carol"], "out of range"),
@@ -291,3 +292,26 @@ def test_a_doctor_whose_node_never_answers_sees_it_and_cancels_for_a_full_refund
     assert "cancelled: there is nothing to cancel" in one_line_error(
         aidoc("cancel", str(request_id), "-a", "waiting-doctor", ok=False))
     assert "not one of" in one_line_error(aidoc("cancel", "999999", "-a", "waiting-doctor", ok=False))
+
+
+def test_balances_and_transfers_by_keystore_name(keystores, stack, monkeypatch):
+    """Names from the keystore wherever an address is asked; reading a balance needs no password;
+    a transfer of more than is held, or without ETH for gas, is one line saying who needs what."""
+    marketplace = open_marketplace(stack.services)
+    payer = re.search(r"0x[0-9a-fA-F]{40}", aidoc("account", "new", "payer").output).group(0)
+    payee = re.search(r"0x[0-9a-fA-F]{40}", aidoc("account", "new", "payee").output).group(0)
+    assert "sent 1 ETH and 20 AID to payer" in aidoc("faucet", "payer", "--eth", "1", "--aid", "20").output
+    monkeypatch.delenv("AIDOC_PASSWORD")
+    assert json.loads(aidoc("balance", "payer", "--json").output) == {"address": payer, "eth": str(AID),
+                                                                       "aid": str(20 * AID)}
+    monkeypatch.setenv("AIDOC_PASSWORD", PASSWORD)
+    assert f"to {payee}" in aidoc("transfer", "payee", "7.5", "-a", "payer").output
+    assert marketplace.token.functions.balanceOf(payee).call() == 7_500_000_000_000_000_000
+    assert "20.0000 AID" not in aidoc("balance", "-a", "payer").output and "12.5000 AID" in aidoc(
+        "balance", "-a", "payer").output
+    assert "holds 12.5 AID, less than the 13 AID" in one_line_error(aidoc("transfer", "payee", "13", "-a", "payer",
+                                                                          ok=False))
+    line = one_line_error(aidoc("transfer", "payer", "1", "-a", "payee", ok=False))  # AID but no ETH for gas
+    assert payee in line and "has 0 ETH" in line and "send it at least" in line
+    assert "neither an Ethereum address nor a keystore name" in one_line_error(
+        aidoc("balance", "nobody-by-that-name", ok=False))

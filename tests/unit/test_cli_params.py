@@ -104,7 +104,7 @@ def test_an_unreachable_chain_is_one_line_for_every_group(monkeypatch, args):
     (["train", "job", "provenance", "0"], "ids count from 1"),
     (["consent", "list", "0"], "ids count from 1"),
     (["train", "job", "open", "--model", "1", "--node", "0x12", "--epsilon", "1", "--royalty", "1", "--fee", "1",
-      "--max-records", "5"], "not an Ethereum address"),
+      "--max-records", "5"], "neither an Ethereum address nor a keystore name"),
     (["train", "job", "open", "--model", "1", "--node", "0x" + "00" * 20, "--epsilon", "nan", "--royalty", "1",
       "--fee", "1", "--max-records", "5"], "--epsilon nan is out of range"),
     (["train", "job", "open", "--model", "1", "--node", "0x" + "00" * 20, "--epsilon", "1", "--delta", "1",
