@@ -99,11 +99,11 @@ class WatcherState:
         self.prefix = namespace.key("watcher")
 
     def checkpoint(self) -> int | None:
-        value = self.redis.get(f"{self.prefix}:checkpoint")
+        value = self.redis.get(self.namespace.checkpoint_key)
         return None if value is None else int(value)
 
     def set_checkpoint(self, block: int) -> None:
-        self.redis.set(f"{self.prefix}:checkpoint", block)
+        self.redis.set(self.namespace.checkpoint_key, block)
 
     def first_sightings(self, keys: list[str]) -> list[bool]:
         """Marks `keys` as seen (one round trip); True for each that was not seen before."""
@@ -116,7 +116,7 @@ class WatcherState:
         """Forgets the checkpoint, the logs seen and the workers' claims (all of this namespace's
         chain-derived state but the outbox, whose stale items the market refuses by their request
         digest); returns how many keys it deleted."""
-        deleted = self.redis.delete(f"{self.prefix}:checkpoint")
+        deleted = self.redis.delete(self.namespace.checkpoint_key)
         for pattern in (f"{self.prefix}:seen:*", self.namespace.claim("*")):
             batch: list[bytes] = []
             for key in self.redis.scan_iter(match=pattern, count=1000):

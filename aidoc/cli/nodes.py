@@ -1,4 +1,4 @@
-"""`aidoc node ...`: compute nodes (register, run, list)."""
+"""`aidoc node ...`: compute nodes (register, run, list, status, withdraw, unbond)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from aidoc.cli.params import (
     JsonOption,
     NodeAccountOption,
     ask_password,
+    checked_address,
     console,
     emit,
     hex32,
@@ -20,6 +21,7 @@ from aidoc.cli.params import (
     reader_for,
     session_for,
     show_aid,
+    show_time,
     table,
     wei,
 )
@@ -86,3 +88,88 @@ def node_list(all_nodes: bool = typer.Option(False, "--all", help="also list nod
         "reputation": {"fulfilled": node.reputation.fulfilled, "failed": node.reputation.failed,
                        "timed_out": node.reputation.timed_out, "slashed": node.reputation.slashed},
     } for node in nodes], rows)
+
+
+@app.command("status")
+def node_status(node: Optional[str] = typer.Argument(None, help="address or keystore name (default: "
+                                                                "AIDOC_NODE_ACCOUNT or AIDOC_NODE_PRIVATE_KEY)"),
+                as_json: bool = JsonOption) -> None:
+    """A node's stake, status, earnings and reputation; and, where its Redis (AIDOC_REDIS_URL)
+    answers, how far its watcher is synced, its backlog and its last fulfilment. Reads only."""
+    from aidoc.flow.node import node_report
+
+    address = checked_address(node, "node") if node else _configured_node()
+    services = ServiceSettings()
+    report = node_report(reader_for(None), address, services.redis_url)
+    info, local = report.info, report.local
+
+    def lines():
+        shown = [f"node {info.address}: {info.status.value}, stake {show_aid(info.stake)}, fee {show_aid(info.fee)}, "
+                 f"types {', '.join(t.name.lower() for t in info.data_types)}",
+                 f"earnings to withdraw: {show_aid(report.earnings)} (aidoc node withdraw)",
+                 f"reputation: {info.reputation.fulfilled} fulfilled, {info.reputation.failed} failed, "
+                 f"{info.reputation.timed_out} timed out, {info.reputation.slashed} slashed"]
+        if info.unbonding_end:
+            shown.append(f"unbonding until {show_time(info.unbonding_end)}")
+        if local is None:
+            shown.append(f"its Redis at {services.redis_url} does not answer: no local state")
+        else:
+            synced = "never scanned" if local.synced_block is None else (
+                f"block {local.synced_block} of {report.head} ({report.head - local.synced_block} behind)")
+            last = "none yet" if local.last_fulfilment is None else (
+                f"request {local.last_fulfilment[0]} at {show_time(int(local.last_fulfilment[1]), seconds=True)}")
+            shown += [f"watcher synced to {synced}",
+                      f"backlog: {local.queued_tasks} task(s) queued, {local.outbox['pending']} result(s) to send, "
+                      f"{local.outbox['processing']} in a transaction, {local.outbox['publish']} to publish",
+                      f"last fulfilment: {last}"]
+        return shown
+
+    emit(as_json, lambda: {
+        "address": info.address, "status": info.status.value, "stake": wei(info.stake), "fee": wei(info.fee),
+        "earnings": wei(report.earnings), "head": report.head, "unbonding_end": info.unbonding_end,
+        "local": None if local is None else {
+            "synced_block": local.synced_block, "queued_tasks": local.queued_tasks, "outbox": local.outbox,
+            "last_fulfilment": None if local.last_fulfilment is None else
+            {"request_id": local.last_fulfilment[0], "at": local.last_fulfilment[1]}}}, lines)
+
+
+def _configured_node() -> str:
+    from aidoc.config import KeySettings
+    from aidoc.identity import identity_from_key, keystore_address
+
+    keys = KeySettings()
+    if keys.node_account:
+        found = keystore_address(ServiceSettings().keystore_dir, keys.node_account)
+        if found:
+            return found
+    identity = identity_from_key(keys.node_private_key)
+    if identity is not None:
+        return identity.address
+    raise ConfigError("say which node: give its address or keystore name, or set AIDOC_NODE_ACCOUNT")
+
+
+@app.command("withdraw")
+def node_withdraw(to: Optional[str] = typer.Option(None, help="where to send them (default: the node)"),
+                  account: Optional[str] = AccountOption) -> None:
+    """Withdraw the node's earnings from the market."""
+    from aidoc.flow.node import withdraw_earnings
+
+    recipient = checked_address(to, "recipient") if to else None
+    session = session_for(account)
+    amount = withdraw_earnings(session, recipient)
+    console.print(f"withdrew {show_aid(amount)} of earnings to {recipient or session.address}")
+
+
+@app.command("unbond")
+def node_unbond(account: Optional[str] = AccountOption) -> None:
+    """Leave: the first call begins unbonding (no new requests; the stake stays slashable until the
+    delay ends); run it again after the delay to withdraw the stake."""
+    from aidoc.flow.node import unbond
+
+    session = session_for(account)
+    step, value = unbond(session)
+    if step == "unbonding":
+        console.print(f"node {session.address} is unbonding: it takes no new requests; run `aidoc node unbond` "
+                      f"again after {show_time(value)} to withdraw its stake")
+    else:
+        console.print(f"node {session.address} withdrew its stake of {show_aid(value)}")

@@ -4,10 +4,12 @@ anyone can list the registered nodes with their terms and their reputation."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from enum import Enum
 
 from aidoc.chain.contracts import call_batch
 from aidoc.constants import DataType, input_types_mask
+from aidoc.errors import AidocError
 from aidoc.flow.session import Session
 
 
@@ -57,6 +59,22 @@ class NodeInfo:
     reputation: Reputation
 
 
+def _node_info(address: str, node: dict, reputation: dict, active: dict) -> NodeInfo:
+    if not node["registered"]:
+        status = NodeStatus.WITHDRAWN
+    elif node["unbondingEnd"]:
+        status = NodeStatus.UNBONDING
+    else:
+        status = NodeStatus.ACTIVE if active["out0"] else NodeStatus.UNDERSTAKED
+    return NodeInfo(
+        address=address, stake=node["stake"], fee=node["fee"], data_types=data_types_of(node["inputTypes"]),
+        gpu=node["gpu"], status=status, unbonding_end=node["unbondingEnd"],
+        encryption_key=bytes(node["encryptionKey"]),
+        reputation=Reputation(reputation["fulfilled"], reputation["failed"], reputation["timedOut"],
+                              reputation["slashed"]),
+    )
+
+
 def list_nodes(session: Session, include_withdrawn: bool = False) -> list[NodeInfo]:
     """Every node that registered (NodeRegistered events since the deployment), in the order they
     first registered, with what the registry holds for them now; withdrawn ones only if asked."""
@@ -69,25 +87,98 @@ def list_nodes(session: Session, include_withdrawn: bool = False) -> list[NodeIn
     calls = [(nodes, name, (address,)) for address in addresses for name in ("getNode", "reputationOf", "isActive")]
     answers = [answer for chunk in range(0, len(calls), BATCH_CALLS)
                for answer in call_batch(session.marketplace.w3, calls[chunk:chunk + BATCH_CALLS])]
-    found = []
-    for index, address in enumerate(addresses):
-        node, reputation, active = answers[3 * index: 3 * index + 3]
-        if not node["registered"]:
-            status = NodeStatus.WITHDRAWN
-        elif node["unbondingEnd"]:
-            status = NodeStatus.UNBONDING
-        else:
-            status = NodeStatus.ACTIVE if active["out0"] else NodeStatus.UNDERSTAKED
-        if status is NodeStatus.WITHDRAWN and not include_withdrawn:
-            continue
-        found.append(NodeInfo(
-            address=address, stake=node["stake"], fee=node["fee"], data_types=data_types_of(node["inputTypes"]),
-            gpu=node["gpu"], status=status, unbonding_end=node["unbondingEnd"],
-            encryption_key=bytes(node["encryptionKey"]),
-            reputation=Reputation(reputation["fulfilled"], reputation["failed"], reputation["timedOut"],
-                                  reputation["slashed"]),
-        ))
-    return found
+    found = [_node_info(address, *answers[3 * index: 3 * index + 3]) for index, address in enumerate(addresses)]
+    return [info for info in found if include_withdrawn or info.status is not NodeStatus.WITHDRAWN]
+
+
+class NodeActionRefused(AidocError):
+    """A node operator's action the registry or market would refuse: nothing to withdraw, still bonded."""
+
+
+@dataclass(frozen=True)
+class LocalState:
+    """What the node's own Redis says: how far its watcher got and what waits."""
+
+    synced_block: int | None  # the last block its watcher scanned
+    queued_tasks: int  # requests waiting for a worker
+    outbox: dict[str, int]  # results waiting for (or in) a transaction, and for publication
+    last_fulfilment: tuple[int, float] | None  # request id, Unix time
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    info: NodeInfo
+    earnings: int  # AID units to withdraw from the market
+    head: int
+    local: LocalState | None  # None when the node's Redis is not reachable from here
+
+
+def node_report(session: Session, address: str, redis_url: str | None) -> NodeReport:
+    """The node at `address`: its registry entry, its earnings and, when its Redis answers at
+    `redis_url`, how far it is synced and what it has waiting. Reads only."""
+    contracts = session.marketplace
+    nodes = contracts.nodes
+    node, reputation, active, account = call_batch(contracts.w3, [
+        (nodes, "getNode", (address,)), (nodes, "reputationOf", (address,)), (nodes, "isActive", (address,)),
+        (contracts.market, "nodeAccount", (address,))])
+    if not node["registered"] and not node["stake"] and not reputation["fulfilled"]:
+        raise NodeActionRefused(f"{address} is not a registered node (aidoc node list shows those that are)")
+    return NodeReport(_node_info(address, node, reputation, active), int(account["earnings"]),
+                      contracts.w3.eth.block_number, _local_state(session, address, redis_url))
+
+
+def _local_state(session: Session, address: str, redis_url: str | None) -> LocalState | None:
+    import redis
+
+    from aidoc.node.messages import node_queue
+    from aidoc.node.namespace import NodeNamespace
+    from aidoc.node.outbox import Outbox
+
+    if not redis_url:
+        return None
+    client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+    namespace = NodeNamespace.of(session.marketplace, address)
+    try:
+        checkpoint = client.get(namespace.checkpoint_key)
+        outbox = Outbox(client, namespace)
+        return LocalState(None if checkpoint is None else int(checkpoint), int(client.llen(node_queue(address))),
+                          outbox.depth(), outbox.last_fulfilment())
+    except redis.RedisError:
+        return None
+
+
+def withdraw_earnings(session: Session, to: str | None = None) -> int:
+    """Sends the node's earnings in the market to `to` (default: the node); returns the amount."""
+    contracts = session.marketplace
+    earnings = int(call_batch(contracts.w3, [(contracts.market, "nodeAccount", (session.address,))])[0]["earnings"])
+    if earnings == 0:
+        raise NodeActionRefused(f"node {session.address} has no earnings to withdraw")
+    session.send(contracts.market.functions.withdrawNodeEarnings(to or session.address), "withdraw node earnings")
+    return earnings
+
+
+def unbond(session: Session) -> tuple[str, int]:
+    """The node's next step out: begins unbonding (it takes no new requests; returns ("unbonding",
+    the time its stake unlocks)), or once that time has passed withdraws the stake (("withdrawn",
+    the amount)). NodeActionRefused while the stake is still locked."""
+    contracts = session.marketplace
+    node = call_batch(contracts.w3, [(contracts.nodes, "getNode", (session.address,))])[0]
+    if not node["registered"]:
+        raise NodeActionRefused(f"{session.address} is not a registered node")
+    if not node["unbondingEnd"]:
+        session.send(contracts.nodes.functions.beginUnbonding(), "begin unbonding")
+        return "unbonding", int(call_batch(contracts.w3, [(contracts.nodes, "getNode", (session.address,))])[0][
+            "unbondingEnd"])
+    now = contracts.w3.eth.get_block("latest")["timestamp"]
+    if now < node["unbondingEnd"]:
+        raise NodeActionRefused(f"node {session.address} is unbonding until {_utc(node['unbondingEnd'])}; its stake "
+                                "can be withdrawn after that")
+    session.send(contracts.nodes.functions.withdrawStake(), "withdraw the stake")
+    return "withdrawn", int(node["stake"])
+
+
+def _utc(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def data_types_of(mask: int) -> tuple[DataType, ...]:

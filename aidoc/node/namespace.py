@@ -48,6 +48,11 @@ class NodeNamespace:
     def key(self, *parts: object) -> str:
         return ":".join([self.prefix, *map(str, parts)])
 
+    @property
+    def checkpoint_key(self) -> str:
+        """The last block the watcher scanned."""
+        return self.key("watcher", "checkpoint")
+
     def claim(self, request_id: int) -> str:
         return self.key("claim", request_id)
 

@@ -32,6 +32,7 @@ class Outbox:
         self.timings_key = namespace.key("timings")
         self.calls_key = namespace.key("calls")
         self.calls_processing_key = namespace.key("calls", "processing")
+        self.last_fulfilment_key = namespace.key("last-fulfilment")
 
     def push(self, item: OutboxItem) -> None:
         self.push_many([item])
@@ -73,6 +74,7 @@ class Outbox:
         pipe = self.redis.pipeline(transaction=True)
         if publish:
             pipe.rpush(self.publish_key, *(item.to_json() for item in publish))
+            pipe.set(self.last_fulfilment_key, json.dumps({"request_id": publish[-1].request_id, "at": time.time()}))
         self.push_many(list(follow_up), pipe)
         if timings:
             pipe.rpush(self.timings_key, *(json.dumps(stages) for stages in timings))
@@ -120,6 +122,14 @@ class Outbox:
 
     def timings(self) -> list[dict[str, float]]:
         return [json.loads(raw) for raw in self.redis.lrange(self.timings_key, 0, -1)]
+
+    def last_fulfilment(self) -> tuple[int, float] | None:
+        """The request id and Unix time of the newest fulfilment the sender settled, if any."""
+        raw = self.redis.get(self.last_fulfilment_key)
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return int(data["request_id"]), float(data["at"])
 
     def depth(self) -> dict[str, int]:
         return {

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from aidoc.chain.contracts import open_marketplace
 from aidoc.cli.main import app
+from aidoc.cli.params import show_aid
 from aidoc.config import AID
 from aidoc.constants import DataType, Purpose
 from aidoc.flow.faucet import fund
@@ -315,3 +316,40 @@ def test_balances_and_transfers_by_keystore_name(keystores, stack, monkeypatch):
     assert payee in line and "has 0 ETH" in line and "send it at least" in line
     assert "neither an Ethereum address nor a keystore name" in one_line_error(
         aidoc("balance", "nobody-by-that-name", ok=False))
+
+
+def test_a_node_operator_sees_its_node_withdraws_its_earnings_and_unbonds(keystores, stack, node, doctor, models,
+                                                                          models_dir, funded, monkeypatch):
+    from aidoc.flow.request import request_diagnosis
+    from conftest import consented_record, settle
+
+    record = consented_record(funded(0), doctor, node, samples_of(models_dir, DataType.LAB_PANEL)[0])
+    request_id, _ = request_diagnosis(doctor, record, models[DataType.LAB_PANEL], node.address)
+    settle(doctor, [request_id])
+    deadline = time.monotonic() + 30  # the sender notes the fulfilment when it settles the batch
+    while time.monotonic() < deadline:
+        status = json.loads(aidoc("node", "status", node.address, "--json").output)
+        if status["local"]["last_fulfilment"] and status["local"]["last_fulfilment"]["request_id"] >= request_id:
+            break
+        time.sleep(0.2)
+    assert status["status"] == "active" and int(status["earnings"]) >= NODE_FEE
+    assert status["local"]["last_fulfilment"]["request_id"] == request_id
+    assert status["head"] - 10 <= status["local"]["synced_block"] <= status["head"]
+    assert set(status["local"]["outbox"]) == {"pending", "processing", "publish"}
+    assert "watcher synced to block" in aidoc("node", "status", node.address).output
+
+    monkeypatch.setenv("AIDOC_PRIVATE_KEY", node.identity.account.key.hex())
+    token = doctor.marketplace.token.functions
+    before = token.balanceOf(node.address).call()
+    out = aidoc("node", "withdraw").output
+    assert f"withdrew {show_aid(int(status['earnings']))} of earnings to {node.address}" in out
+    assert token.balanceOf(node.address).call() - before == int(status["earnings"])
+    monkeypatch.delenv("AIDOC_PRIVATE_KEY")
+
+    new_account("leaving-node", doctor.marketplace, aid=STAKE)
+    aidoc("node", "register", "--stake", "1000", "--type", "panel", "-a", "leaving-node")
+    assert "no earnings to withdraw" in one_line_error(aidoc("node", "withdraw", "-a", "leaving-node", ok=False))
+    assert "is unbonding: it takes no new requests" in aidoc("node", "unbond", "-a", "leaving-node").output
+    assert json.loads(aidoc("node", "status", "leaving-node", "--json").output)["status"] == "unbonding"
+    assert "its stake can be withdrawn after that" in one_line_error(aidoc("node", "unbond", "-a", "leaving-node",
+                                                                          ok=False))
