@@ -86,15 +86,31 @@ def cancel(request: int, account: Optional[str] = AccountOption) -> None:
 
 
 @app.command()
-def result(request: int, account: Optional[str] = AccountOption) -> None:
-    """Fetch, decrypt and verify the result of REQUEST."""
-    from aidoc.flow.result import fetch_result
+def result(request: int, wait: bool = typer.Option(False, "--wait", help="wait for the request to settle first"),
+           wait_s: float = typer.Option(120.0, "--timeout", help="how long --wait waits (s)"),
+           account: Optional[str] = AccountOption, as_json: bool = JsonOption) -> None:
+    """Fetch, decrypt and verify the result of REQUEST against its on-chain commitment."""
+    from aidoc.flow.result import fetch_result, wait_for_settlements
 
     request = positive(request, "request")
-    opened = fetch_result(session_for(account), request)
-    console.print(f"request {request}: {opened.result['label']} "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in opened.result["probabilities"].items())
-                  + " (matches the on-chain commitment)")
+    session = session_for(account)
+    if wait:
+        with console.status(f"waiting for request {request} to settle"):
+            settled = wait_for_settlements(session, [request], timeout=wait_s)[request]
+        if settled.status == RequestStatus.PENDING:
+            raise AidocError(f"request {request} is still pending after {wait_s:g} s; `aidoc requests` says when it "
+                             "can be cancelled")
+    opened = fetch_result(session, request)
+    found, model = opened.result, opened.result.get("model", {})
+    ranked = sorted(found["probabilities"].items(), key=lambda item: -item[1])
+    emit(as_json, lambda: {"request_id": request, "label": found["label"], "probabilities": found["probabilities"],
+                           "model": model, "verified": True}, lambda: [
+        f"request {request}: {found['label']} (probability {found['probabilities'].get(found['label'], 0):.2f}; "
+        + ", ".join(f"{label} {p:.2f}" for label, p in ranked) + ")",
+        f"by model {model.get('id', '?')} ({model.get('name', '?')} v{model.get('version', '?')}); matches the "
+        "on-chain commitment",
+        "decision support from a model, not a diagnosis by a clinician",
+    ])
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""`aidoc record ...`: encrypted health records."""
+"""`aidoc record ...`: encrypted health records (add, list)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,19 @@ from typing import Optional
 
 import typer
 
-from aidoc.cli.params import AccountOption, CommandGroup, checked_address, console, parse_aid, session_for
+from aidoc.cli.params import (
+    AccountOption,
+    CommandGroup,
+    JsonOption,
+    checked_address,
+    console,
+    emit,
+    parse_aid,
+    session_for,
+    show_aid,
+    table,
+    wei,
+)
 
 app = CommandGroup("Encrypted health records.")
 
@@ -22,3 +34,21 @@ def record_add(file: Path, node: list[str] = typer.Option(..., "--node", help="n
     nodes, amount = [checked_address(n, "node") for n in node], parse_aid(royalty)
     record_id = add_record(session_for(account), file, nodes, amount)
     console.print(f"record {record_id} registered")
+
+
+@app.command("list")
+def record_list(account: Optional[str] = AccountOption, as_json: bool = JsonOption) -> None:
+    """Your records: id, data type, royalty, whether retired."""
+    from aidoc.flow.record import my_records
+
+    found = my_records(session_for(account))
+
+    def rows():
+        shown = table("record", "type", "royalty", "retired", "block")
+        for entry in found:
+            shown.add_row(str(entry.record_id), entry.data_type.name.lower(), show_aid(entry.royalty),
+                          "yes" if entry.retired else "no", str(entry.block))
+        return shown
+
+    emit(as_json, lambda: [{"record_id": e.record_id, "data_type": e.data_type.name.lower(), "royalty": wei(e.royalty),
+                            "retired": e.retired, "block": e.block} for e in found], rows)

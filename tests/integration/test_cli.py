@@ -77,8 +77,13 @@ def test_a_patient_and_a_doctor_drive_a_diagnosis_from_the_command_line(keystore
     out = aidoc("diagnose", str(record), str(models[DataType.LAB_PANEL]), node.address, "--account", "bob").output
     request = int(re.search(r"request (\d+): .* escrowed", out).group(1))
     assert f"request {request}: fulfilled" in out
-    out = aidoc("result", str(request), "--account", "bob").output
-    assert re.search(r"(malignant|benign) .*matches the on-chain commitment", out)
+    out = aidoc("result", str(request), "--wait", "--account", "bob").output
+    assert re.search(r"request \d+: (malignant|benign) \(probability [01]\.\d\d; ", out), out
+    assert "matches the on-chain commitment" in out and "not a diagnosis by a clinician" in out
+    shown = json.loads(aidoc("result", str(request), "--json", "--account", "bob").output)
+    assert shown["label"] in shown["probabilities"] and shown["model"]["id"] == models[DataType.LAB_PANEL]
+    listed = json.loads(aidoc("records", "--json", "--account", "alice").output)
+    assert [(r["record_id"], r["data_type"], r["retired"]) for r in listed] == [(record, "lab_panel", False)]
     trail = aidoc("audit", str(record), "--account", "alice").output
     assert "granted" in trail and "accessed" in trail
     entries = json.loads(aidoc("audit", str(record), "--account", "alice", "--json").output)
@@ -353,3 +358,20 @@ def test_a_node_operator_sees_its_node_withdraws_its_earnings_and_unbonds(keysto
     assert json.loads(aidoc("node", "status", "leaving-node", "--json").output)["status"] == "unbonding"
     assert "its stake can be withdrawn after that" in one_line_error(aidoc("node", "unbond", "-a", "leaving-node",
                                                                           ok=False))
+
+
+def test_a_record_the_registry_or_its_nodes_would_refuse_is_refused_before_any_upload(keystores, stack, models_dir):
+
+    marketplace = open_marketplace(stack.services)
+    panel_only = stack.staked_node([DataType.LAB_PANEL], marketplace=marketplace)
+    new_account("ecg-patient", marketplace)
+    ecg = samples_of(models_dir, DataType.ECG)[0]
+    blocks = stack.run_dir / "ipfs-repo" / "blocks"  # what the IPFS daemon stores
+    before = set(blocks.rglob("*"))
+    assert before, f"no IPFS blocks in {blocks}"
+    line = one_line_error(aidoc("record", "add", str(ecg), "--node", panel_only.address, "-a", "ecg-patient",
+                                ok=False))
+    assert f"node {panel_only.address} does not read ecg records" in line
+    line = one_line_error(aidoc("record", "add", str(ecg), "--node", "0x" + "12" * 20, "-a", "ecg-patient", ok=False))
+    assert "is not a registered node" in line
+    assert set(blocks.rglob("*")) == before
