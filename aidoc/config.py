@@ -90,6 +90,10 @@ class DeploySettings:
     default_epsilon_limit_milli: int = field(default_factory=lambda: _env_int("DEFAULT_EPSILON_LIMIT", 10_000))
     auditors: list[str] = field(default_factory=lambda: _env_list("AUDITORS"))
     deployer_keystore: str = field(default_factory=lambda: _env("DEPLOYER_KEYSTORE", ""))
+    # Redeploy even when deployments/<chainId>.json is live and matches the build (aidoc deploy --fresh).
+    fresh: bool = field(default_factory=lambda: _env("DEPLOY_FRESH", "") not in ("", "0"))
+    # The most a deployment transaction may pay per gas (gwei); 0: no cap.
+    max_fee_gwei: float = field(default_factory=lambda: _env_float("MAX_FEE_GWEI", 0.0))
     deployments_dir: Path = field(
         default_factory=lambda: Path(_env("DEPLOYMENTS_DIR", str(project_dir() / "deployments")))
     )

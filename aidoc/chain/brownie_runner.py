@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from aidoc.chain.brownie_patches import disable_deployment_persistence
 from aidoc.config import ENV_PREFIX, ServiceSettings, is_set, project_dir
 from aidoc.errors import ConfigError
 
@@ -83,12 +84,14 @@ def patient_lookup(lookup: Callable[..., Any], wait: float) -> Callable[..., Any
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("script", help="a script under scripts/, e.g. scripts/deploy.py")
+    parser.add_argument("script", help="a script under scripts/, e.g. scripts/deploy.py; or `console`")
     parser.add_argument("--network", default="development", help="a Brownie network id")
     args = parser.parse_args()
     project = project_dir()
+    script = Path("console")
     try:
-        script = check_script(project, args.script)
+        if args.script != "console":
+            script = check_script(project, args.script)
     except ConfigError as error:
         parser.error(str(error))
 
@@ -100,14 +103,30 @@ def main() -> None:
     loaded.load_config()  # brownie-config.yaml's network settings (Ganache's port and EVM)
     loaded._add_to_main_namespace()  # what `brownie run` does so that `from brownie import AIDToken` works
     tolerate_transaction_index_lag()
+    disable_deployment_persistence()
+    from brownie._config import CONFIG
+
     if is_set("RPC_URL") and args.network == "development":
         # Attach Brownie's development network to the chain the rest of the stack uses (anvil, Ganache).
-        from brownie._config import CONFIG
-
         CONFIG.networks["development"]["host"] = ServiceSettings().rpc_url
+    elif args.network == "live" and "live" not in CONFIG.networks:
+        # A live network at AIDOC_RPC_URL (a testnet, or a chain with no unlocked accounts): Brownie
+        # estimates gas and signs with the deployer's keystore. The chain id is kept as a string, as
+        # Brownie's own deployment map writes it.
+        from aidoc.chain.contracts import connect_web3
+
+        url = ServiceSettings().rpc_url
+        CONFIG.networks["live"] = {"id": "live", "name": f"AIDOC_RPC_URL ({url})", "host": url,
+                                   "chainid": str(connect_web3(url).eth.chain_id)}
     network.connect(args.network)
     try:
-        importlib.import_module(f"scripts.{script.stem}").main()
+        if args.script == "console":
+            from brownie._cli.console import Console
+
+            Console(loaded).interact(banner=f"Brownie console on {args.network} (with the project's patches).",
+                                     exitmsg="")
+        else:
+            importlib.import_module(f"scripts.{script.stem}").main()
     finally:
         network.disconnect()
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from aidoc.config import ENV_PREFIX, ServiceSettings, child_environment
+from aidoc.config import ENV_PREFIX, KeySettings, ServiceSettings, child_environment
 from aidoc.errors import AidocError, DeploymentNotFound
 
 
@@ -27,9 +28,23 @@ class Deployment:
     deployer: str
     block_number: int
     contracts: dict[str, str]
+    # sha256 of each contract's runtime bytecode in the build it was deployed from (`build_hashes`):
+    # a later `aidoc deploy` reuses the deployment only while the build still matches.
+    build_hashes: dict[str, str] = field(default_factory=dict)
 
     def address(self, name: str) -> str:
         return self.contracts[name]
+
+
+def build_hashes(build_dir: Path) -> dict[str, str]:
+    """sha256 of each marketplace contract's runtime bytecode in the build (build/contracts)."""
+    found = {}
+    for name in CONTRACT_NAMES:
+        path = Path(build_dir) / "contracts" / f"{name}.json"
+        if not path.exists():
+            raise DeploymentFailed(f"{path} is missing: compile the contracts first (make compile)")
+        found[name] = hashlib.sha256(json.loads(path.read_text())["deployedBytecode"].encode()).hexdigest()
+    return found
 
 
 def deployment_path(directory: Path, chain_id: int) -> Path:
@@ -60,17 +75,28 @@ def load_deployment(directory: Path, chain_id: int) -> Deployment:
         deployer=data["deployer"],
         block_number=int(data["block_number"]),
         contracts=dict(data["contracts"]),
+        build_hashes=dict(data.get("build_hashes", {})),
     )
 
 
-def deploy_marketplace(services: ServiceSettings, *, quiet: bool = True) -> None:
+def deploy_marketplace(services: ServiceSettings, *, quiet: bool = True, fresh: bool = False) -> None:
     """Deploys the marketplace with Brownie (the project's scripts/deploy.py, run in the project
-    directory) to the settings' chain, and records it in their deployments/<chainId>.json."""
+    directory) to the settings' chain, and records it in their deployments/<chainId>.json; reuses
+    the recorded deployment while it is live and matches the build, unless `fresh`. A chain with
+    unlocked accounts is a development chain (Brownie's development network); any other is live
+    (Brownie's `live` network of the runner: gas estimated, the deployer from AIDOC_DEPLOYER_KEYSTORE)."""
     from aidoc.chain.brownie_runner import run_script
+    from aidoc.chain.contracts import connect_web3
 
+    network = "development" if connect_web3(services.rpc_url).eth.accounts else "live"
+    password = KeySettings().password
     env = child_environment({ENV_PREFIX + "RPC_URL": services.rpc_url,
-                             ENV_PREFIX + "DEPLOYMENTS_DIR": str(services.deployments_dir)}, inherit_aidoc=True)
-    deployed = run_script("scripts/deploy.py", env, capture=quiet)
+                             ENV_PREFIX + "DEPLOYMENTS_DIR": str(services.deployments_dir),
+                             ENV_PREFIX + "DEPLOY_FRESH": "1" if fresh else "",
+                             # the one secret the deploy script gets: it opens the deployer's keystore
+                             **({ENV_PREFIX + "PASSWORD": password} if password and network == "live" else {})},
+                            inherit_aidoc=True)
+    deployed = run_script("scripts/deploy.py", env, capture=quiet, network=network)
     if deployed.returncode != 0:
         detail = (deployed.stdout or "")[-3000:] + (deployed.stderr or "")[-3000:] if quiet else ""
         raise DeploymentFailed(f"deployment to {services.rpc_url} failed (exit status {deployed.returncode})"

@@ -71,7 +71,7 @@ app.add_typer(stack.app)  # up, down, deploy, faucet (no group name: top-level c
 app.add_typer(accounts.app, name="account")
 app.add_typer(wallet.app)  # balance, transfer
 app.add_typer(records.app, name="record")
-app.command("records", help="Your records (the same as `aidoc record list`).")(records.record_list)
+app.add_typer(records.shortcuts)  # records
 app.add_typer(consent.app, name="consent")
 app.add_typer(models.app, name="model")
 app.add_typer(nodes.app, name="node")

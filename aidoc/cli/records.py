@@ -52,3 +52,12 @@ def record_list(account: Optional[str] = AccountOption, as_json: bool = JsonOpti
 
     emit(as_json, lambda: [{"record_id": e.record_id, "data_type": e.data_type.name.lower(), "royalty": wei(e.royalty),
                             "retired": e.retired, "block": e.block} for e in found], rows)
+
+
+shortcuts = CommandGroup("Records (top-level names).")
+
+
+@shortcuts.command("records")
+def records_shortcut(account: Optional[str] = AccountOption, as_json: bool = JsonOption) -> None:
+    """Your records (the same as `aidoc record list`)."""
+    record_list(account, as_json)

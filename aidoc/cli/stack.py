@@ -29,13 +29,17 @@ def down() -> None:
 
 
 @app.command()
-def deploy() -> None:
+def deploy(fresh: bool = typer.Option(False, "--fresh", help="deploy anew even if the recorded deployment is "
+                                                                "live and matches the build")) -> None:
     """Deploy the marketplace with Brownie to AIDOC_RPC_URL's chain; writes deployments/<chainId>.json.
 
-    Brownie runs from the project directory: the working directory or AIDOC_PROJECT_DIR."""
+    Reuses the recorded deployment while it is live and matches the build. On a chain without
+    unlocked accounts the deployer is AIDOC_DEPLOYER_KEYSTORE; gas is estimated and
+    AIDOC_MAX_FEE_GWEI caps the fee. Brownie runs from the project directory: the working directory
+    or AIDOC_PROJECT_DIR."""
     from aidoc.chain.deployments import deploy_marketplace
 
-    deploy_marketplace(ServiceSettings(), quiet=False)
+    deploy_marketplace(ServiceSettings(), quiet=False, fresh=fresh)
 
 
 @app.command()

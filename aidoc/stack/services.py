@@ -12,11 +12,15 @@ from aidoc.node.messages import node_queue
 from aidoc.stack.process import ManagedProcess, ServiceStartError
 
 
-def anvil(run_dir: Path, port: int = 8545, chain_id: int | None = None, block_time: float | None = None) -> ManagedProcess:
-    """A local anvil chain (npm @foundry-rs/anvil) with automining, EIP-1559 fees, zero base fee."""
+def anvil(run_dir: Path, port: int = 8545, chain_id: int | None = None, block_time: float | None = None, *,
+          accounts: int | None = None, base_fee: int = 0) -> ManagedProcess:
+    """A local anvil chain (npm @foundry-rs/anvil) with automining, EIP-1559 fees and `base_fee`
+    (wei; 0 by default); `accounts=0` leaves it no unlocked accounts, like a public chain."""
     binary = shutil.which("anvil") or str(project_dir() / "node_modules" / ".bin" / "anvil")
-    command = [binary, "--port", str(port), "--host", "127.0.0.1", "--block-base-fee-per-gas", "0",
+    command = [binary, "--port", str(port), "--host", "127.0.0.1", "--block-base-fee-per-gas", str(base_fee),
                "--silent"]
+    if accounts is not None:
+        command += ["--accounts", str(accounts)]
     if chain_id is not None:
         command += ["--chain-id", str(chain_id)]
     if block_time is not None:
