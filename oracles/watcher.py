@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Protocol
 import redis
 from web3 import Web3
 
-from aidoc.chain.contracts import Marketplace, decode_event, event_topic, rpc_request
+from aidoc.chain.contracts import Marketplace, block_time, decode_event, event_topic, rpc_request
 from aidoc.chain.request import DiagnosisRequest
 from aidoc.config import OracleSettings
 from aidoc.node.messages import DiagnosisJob
@@ -29,6 +29,8 @@ from aidoc.node.namespace import NodeNamespace
 log = logging.getLogger("aidoc.watcher")
 
 SEEN_TTL_S = 7 * 24 * 3600
+MAX_POLL_S = 15.0  # the longest wait between passes, whatever the block time
+REESTIMATE_PASSES = 200  # passes between two estimates of the block time
 # How providers say an eth_getLogs range returns too much (Alchemy, Infura, QuickNode, geth, anvil).
 TOO_MANY_LOGS = re.compile(r"too many|limit exceeded|query returned more than|range is too large|block range",
                            re.IGNORECASE)
@@ -54,6 +56,8 @@ class LogSource(Protocol):
 
     def request_logs(self, from_block: int, to_block: int) -> list[RequestLog]: ...
 
+    def block_time(self) -> float: ...
+
 
 class ChainLogSource:
     """DiagnosisRequested logs addressed to one node, read with eth_getLogs."""
@@ -66,6 +70,9 @@ class ChainLogSource:
 
     def head(self) -> int:
         return int(rpc_request(self.w3, "eth_blockNumber", []), 16)
+
+    def block_time(self) -> float:
+        return block_time(self.w3)
 
     def request_logs(self, from_block: int, to_block: int) -> list[RequestLog]:
         raw_logs = rpc_request(self.w3, "eth_getLogs", [
@@ -153,7 +160,18 @@ class Watcher:
         self.settings = settings
         self.start_block = start_block
         self.log_range = settings.log_range  # halved when the provider says a range has too many logs
+        self.interval = settings.poll_interval  # raised to the chain's block time (adapt_interval)
+        self.passes = 0
         self.running = True
+
+    def adapt_interval(self) -> float:
+        """Polls once per block on a chain with a block time (12 s on Ethereum: an idle node makes
+        about two calls per block), and every AIDOC_POLL_INTERVAL on a chain that mines on demand."""
+        chosen = max(self.settings.poll_interval, min(MAX_POLL_S, self.source.block_time()))
+        if chosen != self.interval:
+            log.info("polling every %g s (the chain's block time; AIDOC_POLL_INTERVAL is the floor)", chosen)
+        self.interval = chosen
+        return chosen
 
     def poll_once(self) -> int:
         """Scans new (and recently reorged) blocks; returns how many new logs it dispatched."""
@@ -169,6 +187,8 @@ class Watcher:
                         "from the deployment block %d", head, checkpoint, self.start_block)
             self.state.reset()
             checkpoint = None
+        if checkpoint is not None and safe_head <= checkpoint:
+            return 0  # no new block: nothing to scan (a rescan for reorgs comes with the next one)
         if checkpoint is None:
             start = self.start_block
         else:
@@ -193,6 +213,9 @@ class Watcher:
     def run(self) -> None:
         while self.running:
             try:
+                self.passes += 1
+                if self.passes % REESTIMATE_PASSES == 1:
+                    self.adapt_interval()
                 count = self.poll_once()
                 if count:
                     log.info("dispatched %d new request(s)", count)
@@ -203,8 +226,8 @@ class Watcher:
                                 self.log_range)
                     continue
                 log.warning("watcher pass failed (%s: %s); retrying", type(error).__name__, error)
-                time.sleep(min(5.0, self.settings.poll_interval * 4))
-            time.sleep(self.settings.poll_interval)
+                time.sleep(min(5.0, self.interval * 4))
+            time.sleep(self.interval)
 
     def stop(self, *_: object) -> None:
         self.running = False

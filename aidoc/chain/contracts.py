@@ -156,6 +156,24 @@ def chain_time_in(w3: Web3, days: float) -> int:
     return int(w3.eth.get_block("latest")["timestamp"]) + int(days * DAY)
 
 
+BLOCK_TIME_SAMPLE = 8  # recent blocks whose timestamps give the chain's block time
+
+
+def block_time(w3: Web3) -> float:
+    """The chain's block time (s): the median gap between the timestamps of its newest blocks, in
+    one JSON-RPC batch; 0.0 for a chain that mines on demand (a development chain with automine,
+    whose blocks come with transactions, often within one second) or is too young to tell."""
+    head = int(rpc_request(w3, "eth_blockNumber", []), 16)
+    if head < BLOCK_TIME_SAMPLE:
+        return 0.0
+    blocks = rpc_batch(w3, "eth_getBlockByNumber", [[hex(n), False] for n in range(head - BLOCK_TIME_SAMPLE, head + 1)])
+    stamps = [int(block["timestamp"], 16) for block in blocks]
+    gaps = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+    if gaps[0] <= 0:
+        return 0.0  # several blocks in one second: mined on demand
+    return float(gaps[len(gaps) // 2])
+
+
 def call_struct(contract: Contract, function: str, *args) -> dict:
     """Calls a view function and names its result's fields; a revert raises TransactionReverted
     with the contract's custom error."""

@@ -85,9 +85,11 @@ def deploy_marketplace(services: ServiceSettings, *, quiet: bool = True, fresh: 
     the recorded deployment while it is live and matches the build, unless `fresh`. A chain with
     unlocked accounts is a development chain (Brownie's development network); any other is live
     (Brownie's `live` network of the runner: gas estimated, the deployer from AIDOC_DEPLOYER_KEYSTORE)."""
-    from aidoc.chain.brownie_runner import run_script
+    from aidoc.chain.brownie_runner import check_script, run_script
     from aidoc.chain.contracts import connect_web3
+    from aidoc.config import project_dir
 
+    check_script(project_dir(), "scripts/deploy.py")  # a project to deploy from, before any chain
     network = "development" if connect_web3(services.rpc_url).eth.accounts else "live"
     password = KeySettings().password
     env = child_environment({ENV_PREFIX + "RPC_URL": services.rpc_url,

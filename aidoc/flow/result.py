@@ -6,10 +6,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from aidoc.chain.contracts import block_time, call_batch
 from aidoc.constants import FailureReason, RequestStatus
 from aidoc.crypto import OpenedResult, open_result
 from aidoc.errors import AidocError, ContentNotFound, StorageUnavailable
 from aidoc.flow.session import Session
+
+MAX_WAIT_POLL_S = 15.0
+STATE_BATCH = 300  # request states per JSON-RPC batch (providers cap a batch's size)
 
 
 class ResultUnavailable(AidocError):
@@ -48,18 +52,26 @@ def settlement(session: Session, request_id: int) -> Settlement:
 
 def wait_for_settlements(session: Session, request_ids: list[int], timeout: float,
                          poll: float = 0.25, progress=None) -> dict[int, Settlement]:
-    """Waits until every request has left Pending, or `timeout` s; returns what each ended as."""
+    """Waits until every request has left Pending, or `timeout` s; returns what each ended as.
+    Each look is one JSON-RPC batch (all open requests' states), at most once per `poll` s or per
+    block on a chain with a block time, so a waiting client costs a hosted endpoint one call a block."""
     market = session.marketplace.market
     deadline = time.monotonic() + timeout
-    open_ids = set(request_ids)
+    open_ids = sorted(set(request_ids))
+    poll = max(poll, min(MAX_WAIT_POLL_S, block_time(session.marketplace.w3)))
     while open_ids and time.monotonic() < deadline:
-        for request_id in list(open_ids):
-            if RequestStatus(market.functions.getRequestState(request_id).call()[1]) != RequestStatus.PENDING:
-                open_ids.discard(request_id)
-                if progress:
-                    progress(request_id)
+        states = [state for chunk in range(0, len(open_ids), STATE_BATCH)
+                  for state in call_batch(session.marketplace.w3, [(market, "getRequestState", (request_id,))
+                                                                   for request_id in open_ids[chunk:chunk + STATE_BATCH]])]
+        still_open = []
+        for request_id, state in zip(open_ids, states):
+            if RequestStatus(int(state["status"])) == RequestStatus.PENDING:
+                still_open.append(request_id)
+            elif progress:
+                progress(request_id)
+        open_ids = still_open
         if open_ids:
-            time.sleep(poll)
+            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
     return {request_id: settlement(session, request_id) for request_id in request_ids}
 
 

@@ -71,3 +71,16 @@ def test_deploying_to_a_live_like_chain_estimates_gas_caps_fees_and_is_idempoten
     assert fresh.returncode == 0 and "a fresh deployment was asked for" in fresh.stdout.lower(), fresh.stdout
     renewed = json.loads((run_dir / "deployments" / f"{CHAIN_ID}.json").read_text())
     assert renewed["contracts"]["DiagnosisMarket"] != record["contracts"]["DiagnosisMarket"]
+
+
+def test_the_block_time_is_read_from_the_chain(live_chain):
+    """What the watcher and waiting clients pace themselves by: 12 s blocks read as 12 s; blocks
+    mined on demand (several in one second) as 0."""
+    from aidoc.chain.contracts import block_time, rpc_request
+
+    _, url = live_chain
+    w3 = Web3(Web3.HTTPProvider(url))
+    rpc_request(w3, "anvil_mine", [hex(10), hex(12)])  # ten blocks, 12 s apart
+    assert block_time(w3) == 12.0
+    rpc_request(w3, "anvil_mine", [hex(10), hex(0)])  # ten blocks in the same second
+    assert block_time(w3) == 0.0

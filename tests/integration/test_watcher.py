@@ -48,9 +48,13 @@ class ScriptedChain:
     head_block: int = 0
     logs: list[RequestLog] = field(default_factory=list)
     ranges: list[tuple[int, int]] = field(default_factory=list)
+    seconds_per_block: float = 0.0
 
     def head(self) -> int:
         return self.head_block
+
+    def block_time(self) -> float:
+        return self.seconds_per_block
 
     def request_logs(self, from_block: int, to_block: int) -> list[RequestLog]:
         self.ranges.append((from_block, to_block))
@@ -235,3 +239,25 @@ def test_the_node_says_when_it_starts_on_another_chain_than_last_time(redis_url)
     second = NodeNamespace(NODE, 31337, "0x" + "0b" * 32, first.market)
     assert note_chain(client, second) == first
     assert "genesis 0x0a0a0a0a" in first.describe()
+
+
+def test_an_idle_chain_costs_one_call_per_pass_and_no_log_queries(state):
+    """No new block, no eth_getLogs: an idle node on a hosted endpoint asks for the head only."""
+    chain, dispatched = ScriptedChain(head_block=10, logs=[request_log(1, 9)]), []
+    w = watcher(chain, state, dispatched)
+    w.poll_once()
+    for _ in range(5):
+        assert w.poll_once() == 0
+    assert len(chain.ranges) == 1
+    chain.head_block = 11
+    w.poll_once()
+    assert len(chain.ranges) == 2 and chain.ranges[-1][0] == 11 - 3  # the new block, with the reorg rescan
+
+
+def test_the_watcher_polls_once_per_block_on_a_chain_with_a_block_time(state):
+    w = watcher(ScriptedChain(seconds_per_block=12.0), state, [], poll_interval=0.5)
+    assert w.adapt_interval() == 12.0
+    w.source = ScriptedChain(seconds_per_block=0.0)  # a development chain mining on demand
+    assert w.adapt_interval() == 0.5
+    w.source = ScriptedChain(seconds_per_block=60.0)
+    assert w.adapt_interval() == 15.0  # never longer than MAX_POLL_S
