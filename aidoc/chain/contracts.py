@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -148,6 +149,11 @@ def decode_revert(data: bytes | str | None, build_dir: Path) -> str:
 
 
 DAY = 86_400
+
+
+def utc_time(timestamp: int) -> str:
+    """A chain timestamp as the user reads it: '2026-12-03 18:00:00 UTC'."""
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def chain_time_in(w3: Web3, days: float) -> int:

@@ -4,10 +4,9 @@ anyone can list the registered nodes with their terms and their reputation."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from enum import Enum
 
-from aidoc.chain.contracts import call_batch
+from aidoc.chain.contracts import call_batch, utc_time
 from aidoc.constants import DataType, input_types_mask
 from aidoc.errors import AidocError
 from aidoc.flow.session import Session
@@ -171,14 +170,11 @@ def unbond(session: Session) -> tuple[str, int]:
             "unbondingEnd"])
     now = contracts.w3.eth.get_block("latest")["timestamp"]
     if now < node["unbondingEnd"]:
-        raise NodeActionRefused(f"node {session.address} is unbonding until {_utc(node['unbondingEnd'])}; its stake "
+        raise NodeActionRefused(f"node {session.address} is unbonding until {utc_time(node['unbondingEnd'])}; its stake "
                                 "can be withdrawn after that")
     session.send(contracts.nodes.functions.withdrawStake(), "withdraw the stake")
     return "withdrawn", int(node["stake"])
 
-
-def _utc(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def data_types_of(mask: int) -> tuple[DataType, ...]:

@@ -5,9 +5,8 @@ requests, and cancelling one that timed out or lost its consent (a full refund).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
-from aidoc.chain.contracts import call_batch, call_struct
+from aidoc.chain.contracts import call_batch, call_struct, utc_time
 from aidoc.chain.request import DiagnosisRequest
 from aidoc.constants import Purpose, RequestStatus
 from aidoc.errors import AidocError
@@ -91,8 +90,8 @@ def cancel_request(session: Session, request_id: int) -> int:
     if found.status != RequestStatus.PENDING:
         raise NotCancellable(f"request {request_id} is {found.status.name.lower()}: there is nothing to cancel")
     if not found.refundable:
-        when = datetime.fromtimestamp(found.terms.deadline, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        raise NotCancellable(f"request {request_id} is still within its deadline ({when}) and its consent holds: "
+        raise NotCancellable(f"request {request_id} is still within its deadline ({utc_time(found.terms.deadline)}) "
+                             "and its consent holds: "
                              "its node may yet fulfil it; cancel after the deadline")
     session.send(session.marketplace.market.functions.cancel(request_id, found.terms.as_tuple()),
                  f"cancel request {request_id}")
