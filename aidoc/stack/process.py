@@ -145,11 +145,8 @@ def _terminate_group(pid: int, timeout: float, process: subprocess.Popen | None 
         if process is not None:
             if process.poll() is not None:
                 break
-        else:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
+        elif not _alive(pid):
+            break
         time.sleep(0.05)
     else:
         try:
@@ -158,6 +155,21 @@ def _terminate_group(pid: int, timeout: float, process: subprocess.Popen | None 
             pass
     if process is not None:
         process.wait()
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs: an exited process that its parent has not reaped yet (a zombie)
+    has stopped, although it still answers signal 0."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def recorded_pid(pid_path: Path) -> int | None:
