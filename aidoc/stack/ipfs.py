@@ -76,7 +76,9 @@ def ipfs_daemon(
 ) -> ManagedProcess:
     """An offline js-ipfs daemon on 127.0.0.1:`api_port` (not started yet: call `.start()` or use it as a
     context manager), with its repo in `repo_dir` (initialised here if needed) and log/pid in `run_dir`.
-    It counts as ready when `/api/v0/version` answers."""
+    It counts as ready when `/api/v0/version` answers and the daemon has written its `api` file to
+    the repo (js-ipfs writes it just after its API starts answering; until then a second start on
+    the repo could not tell that a daemon serves it)."""
     clear_stale_lock(repo_dir)
     init_repo(repo_dir, api_port, gateway_port or free_port(), rpc_port or free_port())
     return ManagedProcess(
@@ -85,7 +87,7 @@ def ipfs_daemon(
         run_dir=Path(run_dir),
         port=api_port,
         env=jsipfs_env(repo_dir),
-        ready=lambda: api_answers(f"http://127.0.0.1:{api_port}"),
+        ready=lambda: api_answers(f"http://127.0.0.1:{api_port}") and (Path(repo_dir) / "api").exists(),
         startup_timeout=startup_timeout,
     )
 
