@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from aidoc.chain.contracts import call_batch, utc_time
+from aidoc.chain.contracts import call_batch, call_struct, utc_time
 from aidoc.constants import DataType, input_types_mask
 from aidoc.errors import AidocError
 from aidoc.flow.session import Session
@@ -149,7 +149,7 @@ def _local_state(session: Session, address: str, redis_url: str | None) -> Local
 def withdraw_earnings(session: Session, to: str | None = None) -> int:
     """Sends the node's earnings in the market to `to` (default: the node); returns the amount."""
     contracts = session.marketplace
-    earnings = int(call_batch(contracts.w3, [(contracts.market, "nodeAccount", (session.address,))])[0]["earnings"])
+    earnings = int(call_struct(contracts.market, "nodeAccount", session.address)["earnings"])
     if earnings == 0:
         raise NodeActionRefused(f"node {session.address} has no earnings to withdraw")
     session.send(contracts.market.functions.withdrawNodeEarnings(to or session.address), "withdraw node earnings")
@@ -161,13 +161,12 @@ def unbond(session: Session) -> tuple[str, int]:
     the time its stake unlocks)), or once that time has passed withdraws the stake (("withdrawn",
     the amount)). NodeActionRefused while the stake is still locked."""
     contracts = session.marketplace
-    node = call_batch(contracts.w3, [(contracts.nodes, "getNode", (session.address,))])[0]
+    node = call_struct(contracts.nodes, "getNode", session.address)
     if not node["registered"]:
         raise NodeActionRefused(f"{session.address} is not a registered node")
     if not node["unbondingEnd"]:
-        session.send(contracts.nodes.functions.beginUnbonding(), "begin unbonding")
-        return "unbonding", int(call_batch(contracts.w3, [(contracts.nodes, "getNode", (session.address,))])[0][
-            "unbondingEnd"])
+        receipt = session.send(contracts.nodes.functions.beginUnbonding(), "begin unbonding")
+        return "unbonding", int(session.event(receipt, contracts.nodes, "UnbondingStarted")["unbondingEnd"])
     now = contracts.w3.eth.get_block("latest")["timestamp"]
     if now < node["unbondingEnd"]:
         raise NodeActionRefused(f"node {session.address} is unbonding until {utc_time(node['unbondingEnd'])}; its stake "
