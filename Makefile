@@ -150,10 +150,12 @@ bench: install compile $(BENCH_STAMP) $(MODELS)
 test-bench: install compile $(BENCH_STAMP) $(MODELS)
 	$(BIN)/python -m bench.run --quick > /dev/null
 	$(BIN)/python -c 'import json; r = json.load(open("reports/bench.json")); \
-		missing = {"gas", "chainlink_gas", "e2e", "inference", "machine"} - r.keys(); \
+		missing = {"gas", "chainlink_gas", "e2e", "rpc", "inference", "machine"} - r.keys(); \
 		assert not missing, missing; assert {"request", "fulfil"} <= r["chainlink_gas"].keys(); \
 		assert all({"n", "throughput_per_s", "p50_ms", "p95_ms", "p99_ms", "stages_ms", "worker_peak_rss_mb"} \
-		           <= run.keys() for run in r["e2e"]); print("bench --quick: reports/bench.json is complete")'
+		           <= run.keys() for run in r["e2e"]); \
+		assert {"node_idle_calls_per_s", "node_calls_per_diagnosis", "client_poll_calls_per_block_waiting", \
+		        "refused_429"} <= r["rpc"].keys(); print("bench --quick: reports/bench.json is complete")'
 
 test: lint test-unit test-contracts smoke-ganache test-integration test-faults test-bench
 

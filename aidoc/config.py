@@ -187,6 +187,22 @@ class OracleSettings:
 
 
 @dataclass(frozen=True)
+class RelayerSettings:
+    """The gasless-consent relayer: where clients find it (AIDOC_RELAYER_URL), where `aidoc relayer
+    run` listens (AIDOC_RELAYER_HOST, AIDOC_RELAYER_PORT), and how many signatures one signer may
+    have relayed per hour (AIDOC_RELAYER_SIGNER_LIMIT), so that nobody drains its ETH."""
+
+    url: str = field(default_factory=lambda: _env("RELAYER_URL", "").rstrip("/"))
+    host: str = field(default_factory=lambda: _env("RELAYER_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: _env_int("RELAYER_PORT", 8600))
+    signer_limit_per_hour: int = field(default_factory=lambda: _env_int("RELAYER_SIGNER_LIMIT", 20))
+
+    def __post_init__(self) -> None:
+        if self.signer_limit_per_hour < 1:
+            raise ConfigError(f"{ENV_PREFIX}RELAYER_SIGNER_LIMIT must be at least 1 (signatures per signer per hour)")
+
+
+@dataclass(frozen=True)
 class KeySettings:
     """The secrets a process may find in its environment, for servers with a secret store instead of
     a prompt: a user's keystore name (AIDOC_ACCOUNT) or key (AIDOC_PRIVATE_KEY), a node's key (AIDOC_NODE_PRIVATE_KEY) or its keystore

@@ -57,9 +57,9 @@ class Signature:
     s: bytes
 
 
-def _sign(private_key: str | bytes, domain_name: str, chain_id: int, verifying_contract: str,
-          primary_type: str, fields: list[dict[str, str]], message: dict[str, Any]) -> Signature:
-    typed_data = {
+def _typed_data(domain_name: str, chain_id: int, verifying_contract: str, primary_type: str,
+                fields: list[dict[str, str]], message: dict[str, Any]) -> dict[str, Any]:
+    return {
         "types": {"EIP712Domain": _DOMAIN_FIELDS, primary_type: fields},
         "primaryType": primary_type,
         "domain": {
@@ -70,6 +70,11 @@ def _sign(private_key: str | bytes, domain_name: str, chain_id: int, verifying_c
         },
         "message": message,
     }
+
+
+def _sign(private_key: str | bytes, domain_name: str, chain_id: int, verifying_contract: str,
+          primary_type: str, fields: list[dict[str, str]], message: dict[str, Any]) -> Signature:
+    typed_data = _typed_data(domain_name, chain_id, verifying_contract, primary_type, fields, message)
     signed = Account.sign_message(encode_typed_data(full_message=typed_data), private_key)
     return Signature(
         signature=bytes(signed.signature),
@@ -79,22 +84,39 @@ def _sign(private_key: str | bytes, domain_name: str, chain_id: int, verifying_c
     )
 
 
+def _consent_message(record_id: int, grantee: str, purposes: int, expiry: int | None, nonce: int,
+                     deadline: int) -> tuple[str, list[dict[str, str]], dict[str, Any]]:
+    """The primary type, fields and message of a grant (`expiry` given) or a revocation."""
+    message: dict[str, Any] = {"recordId": record_id, "grantee": grantee, "purposes": purposes}
+    if expiry is not None:
+        message["expiry"] = expiry
+    message.update({"nonce": nonce, "deadline": deadline})
+    if expiry is None:
+        return "ConsentRevocation", CONSENT_REVOCATION_FIELDS, message
+    return "ConsentGrant", CONSENT_GRANT_FIELDS, message
+
+
 def sign_consent_grant(private_key: str | bytes, *, chain_id: int, registry: str, record_id: int,
                        grantee: str, purposes: int, expiry: int, nonce: int, deadline: int) -> Signature:
     """The record owner's signature for ConsentRegistry.grantConsentBySig."""
-    message = {"recordId": record_id, "grantee": grantee, "purposes": purposes, "expiry": expiry,
-               "nonce": nonce, "deadline": deadline}
-    return _sign(private_key, CONSENT_DOMAIN_NAME, chain_id, registry, "ConsentGrant",
-                 CONSENT_GRANT_FIELDS, message)
+    primary, fields, message = _consent_message(record_id, grantee, purposes, expiry, nonce, deadline)
+    return _sign(private_key, CONSENT_DOMAIN_NAME, chain_id, registry, primary, fields, message)
 
 
 def sign_consent_revocation(private_key: str | bytes, *, chain_id: int, registry: str, record_id: int,
                             grantee: str, purposes: int, nonce: int, deadline: int) -> Signature:
     """The record owner's signature for ConsentRegistry.revokeConsentBySig."""
-    message = {"recordId": record_id, "grantee": grantee, "purposes": purposes, "nonce": nonce,
-               "deadline": deadline}
-    return _sign(private_key, CONSENT_DOMAIN_NAME, chain_id, registry, "ConsentRevocation",
-                 CONSENT_REVOCATION_FIELDS, message)
+    primary, fields, message = _consent_message(record_id, grantee, purposes, None, nonce, deadline)
+    return _sign(private_key, CONSENT_DOMAIN_NAME, chain_id, registry, primary, fields, message)
+
+
+def consent_signer(signature: bytes, *, chain_id: int, registry: str, record_id: int, grantee: str,
+                   purposes: int, expiry: int | None, nonce: int, deadline: int) -> str:
+    """Who signed a grant (`expiry` given) or a revocation (`expiry` None): what a relayer checks
+    before it pays gas for a signature the registry would refuse."""
+    primary, fields, message = _consent_message(record_id, grantee, purposes, expiry, nonce, deadline)
+    typed_data = _typed_data(CONSENT_DOMAIN_NAME, chain_id, registry, primary, fields, message)
+    return Account.recover_message(encode_typed_data(full_message=typed_data), signature=signature)
 
 
 def sign_permit(private_key: str | bytes, *, chain_id: int, token: str, owner: str, spender: str,

@@ -1,5 +1,6 @@
 """`make bench`: gas against Chainlink's Operator and an ERC-20 transfer, the oracle end to end under
-load, and batched inference; a table on stdout and reports/bench.json.
+load, what the node costs a rate-limited hosted RPC endpoint, and batched inference; a table on
+stdout and reports/bench.json.
 
     python -m bench.run [--quick] [--n 500 2000 10000]
 
@@ -22,7 +23,7 @@ from web3 import Web3
 from aidoc.chain.brownie_runner import run_script
 from aidoc.config import ENV_PREFIX, child_environment, models_dir, project_dir
 from aidoc.stack.testbed import testbed
-from bench import chainlink_gas, e2e, inference
+from bench import chainlink_gas, e2e, inference, rpc_load
 
 REPORT = project_dir() / "reports" / "bench.json"
 # The node's watcher polls and its sender batches every 20 ms (the defaults are 500 and 200 ms).
@@ -85,6 +86,9 @@ def main(argv: list[str] | None = None) -> dict:
         report["best"] = {"worker_concurrency": concurrency, "batch_size": batch}
         report["e2e"] = [measure_e2e(n, concurrency, batch) for n in args.n]
         report["e2e"].append(measure_e2e(500, concurrency, batch, rate=50))
+    with fresh_chain() as bed:  # a hosted-RPC-like endpoint: what the node and a waiting client cost it
+        report["rpc"] = (rpc_load.measure(bed, models_dir(), block_s=1, idle_s=5, diagnoses=1) if args.quick else
+                         rpc_load.measure(bed, models_dir(), block_s=12, idle_s=120, diagnoses=3))
     report["inference"] = inference.measure(models_dir(), quick=args.quick)
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(report, indent=2) + "\n")
@@ -115,6 +119,11 @@ def print_table(report: dict) -> None:
               f"{run['p99_ms']} | {run['worker_peak_rss_mb']} |")
     for run in report["e2e"]:
         print(f"stages (mean ms) at n={run['n']}: " + ", ".join(f"{k} {v}" for k, v in run["stages_ms"].items()))
+    rpc = report["rpc"]
+    print(f"\nRPC load on {rpc['block_s']} s blocks behind a {rpc['rate_limit_per_s']} calls/s limit: node idle "
+          f"{rpc['node_idle_calls_per_s']} calls/s ({rpc['node_idle_calls_per_day']:,}/day), "
+          f"{rpc['node_calls_per_diagnosis']} calls per diagnosis; a waiting client "
+          f"{rpc['client_poll_calls_per_block_waiting']} calls per block; 429 answers: {rpc['refused_429'] or 'none'}")
     print("\n| inference (records/s) | device | " + " | ".join(
         next(iter(next(iter(report["inference"].values())).values())).keys()) + " |")
     for model, devices in report["inference"].items():

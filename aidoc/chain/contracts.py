@@ -4,6 +4,7 @@ the addresses of deployments/<chainId>.json."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -165,19 +166,23 @@ def chain_time_in(w3: Web3, days: float) -> int:
 BLOCK_TIME_SAMPLE = 8  # recent blocks whose timestamps give the chain's block time
 
 
-def block_time(w3: Web3) -> float:
+def block_time(w3: Web3, max_age: float = 0.0) -> float:
     """The chain's block time (s): the median gap between the timestamps of its newest blocks, in
     one JSON-RPC batch; 0.0 for a chain that mines on demand (a development chain with automine,
-    whose blocks come with transactions, often within one second) or is too young to tell."""
+    whose blocks come with transactions, often within one second) or is too young to tell.
+    `max_age` > 0 reuses this connection's last estimate when it is at most that old (s)."""
+    cached = getattr(w3.provider, "_aidoc_block_time", None)
+    if max_age > 0 and cached is not None and time.monotonic() - cached[1] <= max_age:
+        return cached[0]
     head = int(rpc_request(w3, "eth_blockNumber", []), 16)
     if head < BLOCK_TIME_SAMPLE:
         return 0.0
     blocks = rpc_batch(w3, "eth_getBlockByNumber", [[hex(n), False] for n in range(head - BLOCK_TIME_SAMPLE, head + 1)])
     stamps = [int(block["timestamp"], 16) for block in blocks]
     gaps = sorted(b - a for a, b in zip(stamps, stamps[1:]))
-    if gaps[0] <= 0:
-        return 0.0  # several blocks in one second: mined on demand
-    return float(gaps[len(gaps) // 2])
+    estimate = 0.0 if gaps[0] <= 0 else float(gaps[len(gaps) // 2])  # gap 0: mined on demand
+    w3.provider._aidoc_block_time = (estimate, time.monotonic())
+    return estimate
 
 
 def call_struct(contract: Contract, function: str, *args) -> dict:
@@ -346,12 +351,30 @@ def _post(w3: Web3, payload: list[dict] | dict, what: str) -> Any:
         session = requests.Session()
         provider._aidoc_session = session  # one keep-alive connection per provider and process
     try:
-        response = session.post(provider.endpoint_uri, json=payload, timeout=30)
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            response = session.post(provider.endpoint_uri, json=payload, timeout=30)
+            if response.status_code != 429 or attempt == RATE_LIMIT_RETRIES:
+                break
+            time.sleep(_retry_after(response.headers.get("Retry-After"), attempt))
+        if response.status_code == 429:
+            raise TransientError(f"the RPC endpoint rate-limited {what} {RATE_LIMIT_RETRIES + 1} times in a row: "
+                                 "use an endpoint with a higher limit, or raise AIDOC_POLL_INTERVAL")
         response.raise_for_status()
         answer = response.json()
     except (requests.exceptions.RequestException, ValueError) as error:
         raise TransientError(f"the RPC endpoint failed {what}: {error}") from None
     return answer
+
+
+RATE_LIMIT_RETRIES = 4  # HTTP 429 answers waited out (Retry-After, else 0.5 s doubling) before giving up
+
+
+def _retry_after(header: str | None, attempt: int) -> float:
+    """Seconds to wait after a 429: the endpoint's Retry-After in seconds (at most 10), else backoff."""
+    try:
+        return min(10.0, max(0.0, float(header))) if header else 0.5 * 2**attempt
+    except ValueError:  # an HTTP date: rare from RPC providers, and a fixed pause serves as well
+        return 0.5 * 2**attempt
 
 
 def _named(contract: Contract, function: str, value) -> dict:

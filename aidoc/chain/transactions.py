@@ -23,7 +23,9 @@ from aidoc.errors import AidocError, TransientError
 
 log = logging.getLogger(__name__)
 
-RECEIPT_POLL_S = 0.005  # a local chain mines in milliseconds; a public one costs a few idle polls
+# Receipt polls: 5 ms first (a local chain mines in milliseconds), doubling to 2 s, so that a
+# transaction waiting for a public chain's 12 s block costs about a dozen calls, not thousands.
+RECEIPT_POLL_S, RECEIPT_POLL_MAX_S = 0.005, 2.0
 FEES_MAX_AGE_S = 1.0  # fees are read at most once a second (two RPC calls each time)
 GAS_HEADROOM = 1.2  # estimates can fall short when state changes between estimate and inclusion
 FEE_BUMP_NUMERATOR, FEE_BUMP_DENOMINATOR = 5, 4  # +25%: nodes require >= +10% to replace
@@ -184,6 +186,7 @@ class Transactor:
     def _wait_for_any(self, hashes: list[bytes], timeout: float, action: str) -> TxReceipt:
         """The receipt of whichever of `hashes` (versions of one nonce) is mined first."""
         deadline = time.monotonic() + timeout
+        pause = RECEIPT_POLL_S
         while True:
             for tx_hash in reversed(hashes):
                 try:
@@ -192,7 +195,8 @@ class Transactor:
                     pass
             if time.monotonic() >= deadline:
                 raise TimeExhausted(f"{action}: no receipt after {timeout:.0f} s")
-            time.sleep(RECEIPT_POLL_S)
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, RECEIPT_POLL_MAX_S)
 
     def replace_stuck(self) -> int:
         """Replaces every transaction this key has pending from an earlier process (the nonces

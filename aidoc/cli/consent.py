@@ -27,6 +27,8 @@ from aidoc.constants import Purpose
 from aidoc.errors import ConfigError
 
 app = CommandGroup("Who may use a record, for what, until when.")
+GaslessOption = typer.Option(False, "--gasless", help="sign the change and have the relayer at AIDOC_RELAYER_URL "
+                                                      "send it (you need no ETH)")
 
 
 @app.command("grant")
@@ -35,7 +37,7 @@ def consent_grant(record: int, grantee: str, purpose: list[str] = typer.Option([
                   replace: bool = typer.Option(False, "--replace",
                                                help="grant exactly --purpose, revoking what else GRANTEE holds "
                                                     "(default: add to it)"),
-                  account: Optional[str] = AccountOption) -> None:
+                  gasless: bool = GaslessOption, account: Optional[str] = AccountOption) -> None:
     """Let GRANTEE use RECORD for --purpose (added to what it holds) until --days from now."""
     from aidoc.chain.contracts import chain_time_in
     from aidoc.flow.consent import grant_consent, plan_grant, request_timeout
@@ -45,7 +47,10 @@ def consent_grant(record: int, grantee: str, purpose: list[str] = typer.Option([
         raise ConfigError(f"--days {days:g} is out of range; consent lasts more than 0 and under 36,500 days")
     session = session_for(account)
     change = plan_grant(session, record, grantee, purposes, chain_time_in(session.marketplace.w3, days), replace)
-    grant_consent(session, record, grantee, change.purposes, change.expiry)
+    if gasless:
+        relayed = relay_signed(session, record, grantee, change.purposes, change.expiry)
+    else:
+        grant_consent(session, record, grantee, change.purposes, change.expiry)
     said = [f"record {record}: {grantee} may use it for {show_purposes(change.purposes)} until "
             f"{show_time(change.expiry)}"]
     if change.added:
@@ -55,6 +60,8 @@ def consent_grant(record: int, grantee: str, purpose: list[str] = typer.Option([
         said.append(f"{show_purposes(kept)} was until {show_time(change.previous.expiry)}")
     if change.removed:
         said.append(f"revoked {show_purposes(change.removed)} (in the audit trail)")
+    if gasless:
+        said.append(relayed)
     console.print("; ".join(said))
     timeout = request_timeout(session)
     if Purpose.DIAGNOSIS in change.purposes and days * 86400 < timeout:
@@ -65,13 +72,28 @@ def consent_grant(record: int, grantee: str, purpose: list[str] = typer.Option([
 
 @app.command("revoke")
 def consent_revoke(record: int, grantee: str, purpose: list[str] = typer.Option(["diagnosis"], "--purpose"),
-                   account: Optional[str] = AccountOption) -> None:
+                   gasless: bool = GaslessOption, account: Optional[str] = AccountOption) -> None:
     """Take back GRANTEE's access to RECORD (pending requests are refunded)."""
     from aidoc.flow.consent import revoke_consent
 
     record, grantee, purposes = positive(record, "record"), checked_address(grantee, "grantee"), parse_purposes(purpose)
-    revoke_consent(session_for(account), record, grantee, purposes)
+    session = session_for(account)
+    if gasless:
+        relayed = relay_signed(session, record, grantee, purposes, None)
+        console.print(f"record {record}: consent of {grantee} to {show_purposes(purposes)} revoked; {relayed}")
+        return
+    revoke_consent(session, record, grantee, purposes)
     console.print(f"record {record}: consent of {grantee} revoked")
+
+
+def relay_signed(session, record: int, grantee: str, purposes: Purpose, expiry: Optional[int]) -> str:
+    """Signs the change, has AIDOC_RELAYER_URL's relayer submit it; what to tell the user."""
+    from aidoc.config import RelayerSettings
+    from aidoc.flow.gasless import relay, sign_change
+
+    relayed = relay(RelayerSettings().url, sign_change(session, record, grantee, purposes, expiry))
+    return f"signed by you, sent by the relayer in {relayed.transaction_hash} (block {relayed.block_number}; it paid the gas)"
+
 
 
 @app.command("list")
@@ -91,4 +113,3 @@ def consent_list(record: int, account: Optional[str] = AccountOption, as_json: b
 
     emit(as_json, lambda: [{"grantee": s.grantee, "purposes": purpose_names(s.purposes), "expiry": s.expiry,
                             "active": s.active} for s in states], rows)
-

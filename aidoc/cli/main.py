@@ -13,7 +13,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # typer 0.29 vendors click
 from typer.core import TyperGroup
 
-from aidoc.cli import accounts, consent, diagnoses, models, nodes, records, stack, training, wallet
+from aidoc.cli import accounts, consent, diagnoses, models, nodes, records, relayer, stack, training, wallet
 from aidoc.errors import one_line
 
 
@@ -77,6 +77,7 @@ app.add_typer(models.app, name="model")
 app.add_typer(nodes.app, name="node")
 app.add_typer(diagnoses.app)  # diagnose, requests, cancel, result, audit
 app.add_typer(training.app, name="train")
+app.add_typer(relayer.app, name="relayer")
 
 if __name__ == "__main__":
     app()

@@ -13,6 +13,7 @@ from aidoc.errors import AidocError, ContentNotFound, StorageUnavailable
 from aidoc.flow.session import Session
 
 MAX_WAIT_POLL_S = 15.0
+BLOCK_TIME_MAX_AGE_S = 600.0  # a waiting client estimates the block time once per connection and 10 min
 STATE_BATCH = 300  # request states per JSON-RPC batch (providers cap a batch's size)
 
 
@@ -33,10 +34,12 @@ class Settlement:
     commitment: bytes = b""
 
 
-def settlement(session: Session, request_id: int) -> Settlement:
-    """How `request_id` ended (or that it is still pending)."""
+def settlement(session: Session, request_id: int, status: RequestStatus | None = None) -> Settlement:
+    """How `request_id` ended (or that it is still pending); `status`, when the caller has just
+    read it, saves reading it again."""
     market = session.marketplace.market
-    status = RequestStatus(market.functions.getRequestState(request_id).call()[1])
+    if status is None:
+        status = RequestStatus(market.functions.getRequestState(request_id).call()[1])
     start = session.marketplace.deployment.block_number
     if status == RequestStatus.FULFILLED:
         event = market.events.DiagnosisFulfilled().get_logs(from_block=start, argument_filters={"requestId": request_id})
@@ -58,21 +61,25 @@ def wait_for_settlements(session: Session, request_ids: list[int], timeout: floa
     market = session.marketplace.market
     deadline = time.monotonic() + timeout
     open_ids = sorted(set(request_ids))
-    poll = max(poll, min(MAX_WAIT_POLL_S, block_time(session.marketplace.w3)))
+    settled: dict[int, RequestStatus] = {}
+    poll = max(poll, min(MAX_WAIT_POLL_S, block_time(session.marketplace.w3, max_age=BLOCK_TIME_MAX_AGE_S)))
     while open_ids and time.monotonic() < deadline:
         states = [state for chunk in range(0, len(open_ids), STATE_BATCH)
                   for state in call_batch(session.marketplace.w3, [(market, "getRequestState", (request_id,))
                                                                    for request_id in open_ids[chunk:chunk + STATE_BATCH]])]
         still_open = []
         for request_id, state in zip(open_ids, states):
-            if RequestStatus(int(state["status"])) == RequestStatus.PENDING:
+            status = RequestStatus(int(state["status"]))
+            if status == RequestStatus.PENDING:
                 still_open.append(request_id)
-            elif progress:
-                progress(request_id)
+            else:
+                settled[request_id] = status
+                if progress:
+                    progress(request_id)
         open_ids = still_open
         if open_ids:
             time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
-    return {request_id: settlement(session, request_id) for request_id in request_ids}
+    return {request_id: settlement(session, request_id, settled.get(request_id)) for request_id in request_ids}
 
 
 def fetch_result(session: Session, request_id: int, timeout: float = 30.0) -> OpenedResult:
