@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # Receipt polls: 5 ms first (a local chain mines in milliseconds), doubling to 2 s, so that a
 # transaction waiting for a public chain's 12 s block costs about a dozen calls, not thousands.
 RECEIPT_POLL_S, RECEIPT_POLL_MAX_S = 0.005, 2.0
+NONCE_CHECK_S = 2.0  # unmined this long: check once that the transaction is not queued behind a nonce gap
 FEES_MAX_AGE_S = 1.0  # fees are read at most once a second (two RPC calls each time)
 GAS_HEADROOM = 1.2  # estimates can fall short when state changes between estimate and inclusion
 FEE_BUMP_NUMERATOR, FEE_BUMP_DENOMINATOR = 5, 4  # +25%: nodes require >= +10% to replace
@@ -41,6 +42,14 @@ class Fees:
             max_fee=self.max_fee * FEE_BUMP_NUMERATOR // FEE_BUMP_DENOMINATOR + 1,
             priority_fee=self.priority_fee * FEE_BUMP_NUMERATOR // FEE_BUMP_DENOMINATOR + 1,
         )
+
+
+class NonceAhead(Exception):
+    """The chain's next nonce for the sending key is below the one a transaction was sent at."""
+
+    def __init__(self, chain_nonce: int):
+        super().__init__(chain_nonce)
+        self.chain_nonce = chain_nonce
 
 
 class OutOfEth(AidocError):
@@ -168,7 +177,14 @@ class Transactor:
             if advance and len(sent) == 1:
                 self._nonce = nonce + 1
             try:
-                return self._wait_for_any(sent, self.tx_timeout, action)
+                return self._wait_for_any(sent, self.tx_timeout, action, nonce)
+            except NonceAhead as ahead:
+                log.warning("%s: this key's next nonce on the chain is %d, not %d (a restarted or rolled-back chain): "
+                            "sending it again at %d", action, ahead.chain_nonce, nonce, ahead.chain_nonce)
+                nonce, sent = ahead.chain_nonce, []
+                if advance:
+                    self._nonce = nonce
+                continue
             except TimeExhausted:
                 log.warning("%s (nonce %d) unmined after %.0f s: replacing it with higher fees", action, nonce,
                             self.tx_timeout)
@@ -183,16 +199,26 @@ class Transactor:
                         f"what it sends): send it at least {Web3.from_wei(max(needed - held, 1), 'ether')} ETH "
                         "(on a development chain: aidoc faucet)")
 
-    def _wait_for_any(self, hashes: list[bytes], timeout: float, action: str) -> TxReceipt:
-        """The receipt of whichever of `hashes` (versions of one nonce) is mined first."""
-        deadline = time.monotonic() + timeout
+    def _wait_for_any(self, hashes: list[bytes], timeout: float, action: str, nonce: int | None = None) -> TxReceipt:
+        """The receipt of whichever of `hashes` (versions of one `nonce`) is mined first. Once, after
+        NONCE_CHECK_S unmined, it checks that the chain's next nonce for this key (its pending count)
+        has reached `nonce`; if not, the transaction sits queued behind a gap and never will be
+        mined: NonceAhead (a chain restarted under a running sender leaves its nonce ahead)."""
+        started = time.monotonic()
+        deadline = started + timeout
         pause = RECEIPT_POLL_S
+        checked = nonce is None
         while True:
             for tx_hash in reversed(hashes):
                 try:
                     return self.w3.eth.get_transaction_receipt(tx_hash)
                 except TransactionNotFound:
                     pass
+            if not checked and time.monotonic() - started >= NONCE_CHECK_S:
+                checked = True
+                chain_nonce = self.w3.eth.get_transaction_count(self.address, "pending")
+                if chain_nonce < nonce:
+                    raise NonceAhead(chain_nonce)
             if time.monotonic() >= deadline:
                 raise TimeExhausted(f"{action}: no receipt after {timeout:.0f} s")
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))

@@ -152,3 +152,16 @@ def test_a_transaction_an_earlier_sender_left_pending_is_replaced_at_start(stack
     (mined,) = [tx for tx in block["transactions"] if tx["from"] == session.address]
     assert mined["nonce"] == 0 and mined["to"] == session.address and mined["value"] == 0 and mined["input"] in (b"", "0x")
     assert w3.eth.get_transaction_count(session.address, "pending") == 1
+
+
+def test_a_sender_whose_nonce_is_ahead_of_the_chain_resynchronises(stack, funded):
+    """What a chain restarted under a running sender leaves: the sender's next nonce (here 3) above
+    the chain's (0). Before the fix the transaction sat queued behind the gap, replaced with ever
+    higher fees at the same nonce, and never mined."""
+    session = funded(100)
+    w3 = session.marketplace.w3
+    transactor = Transactor(w3, session.identity.account, stack.services.build_dir, tx_timeout=30)
+    transactor._nonce = 3
+    receipt = transactor.send(session.marketplace.token.functions.transfer(session.address, 1), "self-transfer")
+    assert receipt["status"] == 1 and w3.eth.get_transaction(receipt["transactionHash"])["nonce"] == 0
+    assert w3.eth.get_transaction_count(session.address) == 1 and transactor._nonce == 1
