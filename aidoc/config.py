@@ -149,6 +149,9 @@ class OracleSettings:
     # Most blocks per eth_getLogs call (providers cap ranges, often at 1k-10k blocks).
     log_range: int = field(default_factory=lambda: _env_int("LOG_RANGE", 2_000))
     poll_interval: float = field(default_factory=lambda: _env_float("POLL_INTERVAL", 0.5))
+    # A WebSocket endpoint (ws:// or wss://) whose eth_subscribe newHeads tells the watcher of each
+    # block, so that it does not poll for the head; empty: poll.
+    ws_url: str = field(default_factory=lambda: _env("WS_URL", ""))
     # The sender fulfils up to batch_size results per fulfilBatch, or what it has after batch_wait s.
     batch_size: int = field(default_factory=lambda: _env_int("BATCH_SIZE", 32))
     batch_wait: float = field(default_factory=lambda: _env_float("BATCH_WAIT", 0.2))

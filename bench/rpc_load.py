@@ -2,7 +2,8 @@
 `block_s` seconds, the node's three processes and the client each behind their own key of a
 rate-limited proxy (aidoc.stack.hosted_rpc: 25 calls/s, 429 above), and then
 
-- idle: the node's calls per second while nothing is requested;
+- idle: the node's calls per second while nothing is requested, polling for heads, and told of them
+  over eth_subscribe (AIDOC_WS_URL);
 - per diagnosis: the node's calls from a request to its fulfilment, less its idle rate over that
   time, averaged over `diagnoses` requests sent one after another;
 - the waiting client: its polling calls per block while it waits for a request to settle
@@ -76,12 +77,26 @@ def measure(bed: Testbed, models_dir: Path, *, block_s: int, idle_s: float, diag
         finally:
             for process in reversed(processes):
                 process.stop()
+        # The same node told of each block over eth_subscribe (AIDOC_WS_URL; anvil serves WebSocket on
+        # its HTTP port, and the pushed heads are not calls the proxy sees).
+        processes = start_node(bed.services, node.identity, 1, settings={
+            ENV_PREFIX + "RPC_URL": proxy.url("subscribed"), ENV_PREFIX + "POLL_INTERVAL": "0.5",
+            ENV_PREFIX + "WS_URL": bed.services.rpc_url.replace("http://", "ws://")})
+        try:
+            _wait_until_polling(proxy, block_s, key="subscribed")
+            idle_from, idle_calls = time.monotonic(), proxy.total("subscribed")
+            time.sleep(idle_s)
+            subscribed_rate = (proxy.total("subscribed") - idle_calls) / (time.monotonic() - idle_from)
+        finally:
+            for process in reversed(processes):
+                process.stop()
             rpc_request(w3, "evm_setAutomine", [True])
         return {
             "block_s": block_s,
             "rate_limit_per_s": RATE_LIMIT,
             "node_idle_calls_per_s": round(idle_rate, 3),
             "node_idle_calls_per_day": round(idle_rate * 86_400),
+            "node_idle_calls_per_s_subscribed": round(subscribed_rate, 3),
             "node_calls_per_diagnosis": round(sum(per_diagnosis) / len(per_diagnosis), 1),
             "client_poll_calls_per_block_waiting": round(max(client_per_block), 2),
             "client_settlement_read_calls": read_calls,
@@ -93,13 +108,39 @@ def measure(bed: Testbed, models_dir: Path, *, block_s: int, idle_s: float, diag
         }
 
 
-def _wait_until_polling(proxy: HostedRpc, block_s: int, timeout: float = 120) -> None:
+def _wait_until_polling(proxy: HostedRpc, block_s: int, timeout: float = 120, key: str = "node") -> None:
     """Until the node's start-up calls are behind it: two blocks without a burst of calls."""
     deadline = time.monotonic() + timeout
-    last = proxy.total("node")
+    last = proxy.total(key)
     quiet = 0
     while time.monotonic() < deadline and quiet < 2:
         time.sleep(block_s)
-        now = proxy.total("node")
+        now = proxy.total(key)
         quiet = quiet + 1 if now - last <= 3 else 0
         last = now
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """`python -m bench.rpc_load [--block-s 12] [--idle-s 120] [--diagnoses 3]`: these figures
+    alone, on a fresh testbed (make bench measures them too, into reports/bench.json)."""
+    import argparse
+    import json
+    import tempfile
+
+    from aidoc.config import models_dir
+    from aidoc.stack.testbed import testbed
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--block-s", type=int, default=12)
+    parser.add_argument("--idle-s", type=float, default=120)
+    parser.add_argument("--diagnoses", type=int, default=3)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="aidoc-bench-rpc-") as run_dir:
+        with testbed(Path(run_dir), ipfs_daemon=False) as bed:
+            figures = measure(bed, models_dir(), block_s=args.block_s, idle_s=args.idle_s, diagnoses=args.diagnoses)
+    print(json.dumps(figures, indent=2))
+    return figures
+
+
+if __name__ == "__main__":
+    main()

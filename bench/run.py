@@ -121,7 +121,8 @@ def print_table(report: dict) -> None:
         print(f"stages (mean ms) at n={run['n']}: " + ", ".join(f"{k} {v}" for k, v in run["stages_ms"].items()))
     rpc = report["rpc"]
     print(f"\nRPC load on {rpc['block_s']} s blocks behind a {rpc['rate_limit_per_s']} calls/s limit: node idle "
-          f"{rpc['node_idle_calls_per_s']} calls/s ({rpc['node_idle_calls_per_day']:,}/day), "
+          f"{rpc['node_idle_calls_per_s']} calls/s ({rpc['node_idle_calls_per_day']:,}/day; subscribed to new heads "
+          f"{rpc['node_idle_calls_per_s_subscribed']}), "
           f"{rpc['node_calls_per_diagnosis']} calls per diagnosis; a waiting client "
           f"{rpc['client_poll_calls_per_block_waiting']} calls per block; 429 answers: {rpc['refused_429'] or 'none'}")
     print("\n| inference (records/s) | device | " + " | ".join(

@@ -1,7 +1,9 @@
 """The chain watcher: `python -m aidoc.oracles.watcher`.
 
 It reads the node's DiagnosisRequested logs with eth_getLogs over bounded block ranges (no
-long-lived filters, which RPC providers drop), only up to `confirmations` blocks below the head.
+long-lived filters, which RPC providers drop), only up to `confirmations` blocks below the head. It
+passes once per block: told of each by an eth_subscribe newHeads subscription where AIDOC_WS_URL
+names one, else polling the head at the chain's block time.
 Its checkpoint lives in Redis, in the node's namespace for this chain's genesis block and market
 (aidoc.node.namespace), so a restarted watcher backfills everything it missed, and a restarted
 chain is scanned from its deployment block. Each pass
@@ -21,8 +23,10 @@ import redis
 from web3 import Web3
 
 from aidoc.chain.contracts import Marketplace, block_time, decode_event, event_topic, rpc_request
+from aidoc.chain.heads import HeadSubscription
 from aidoc.chain.request import DiagnosisRequest
 from aidoc.config import OracleSettings
+from aidoc.errors import TransientError
 from aidoc.node.messages import DiagnosisJob
 from aidoc.node.namespace import NodeNamespace
 
@@ -31,6 +35,8 @@ log = logging.getLogger("aidoc.watcher")
 SEEN_TTL_S = 7 * 24 * 3600
 MAX_POLL_S = 15.0  # the longest wait between passes, whatever the block time
 REESTIMATE_PASSES = 200  # passes between two estimates of the block time
+HEAD_SILENCE_S = 2 * MAX_POLL_S  # subscribed: a pass that asks for the head itself when no block came for this long
+RESUBSCRIBE_S = 60.0  # after a subscription failed, polling this long before subscribing again
 # How providers say an eth_getLogs range returns too much (Alchemy, Infura, QuickNode, geth, anvil).
 TOO_MANY_LOGS = re.compile(r"too many|limit exceeded|query returned more than|range is too large|block range",
                            re.IGNORECASE)
@@ -153,8 +159,11 @@ class Watcher:
     worker task each: its chain reads, Redis commands and Celery bookkeeping are shared)."""
 
     def __init__(self, source: LogSource, state: WatcherState, dispatch: Callable[[list[DiagnosisJob]], None],
-                 settings: OracleSettings, start_block: int = 0):
+                 settings: OracleSettings, start_block: int = 0, heads: HeadSubscription | None = None):
         self.source = source
+        self.heads = heads  # None: poll for the head; else wait for the blocks it announces
+        self.subscribed = False
+        self.resubscribe_at = 0.0
         self.state = state
         self.dispatch = dispatch
         self.settings = settings
@@ -173,9 +182,10 @@ class Watcher:
         self.interval = chosen
         return chosen
 
-    def poll_once(self) -> int:
-        """Scans new (and recently reorged) blocks; returns how many new logs it dispatched."""
-        head = self.source.head()
+    def poll_once(self, head: int | None = None) -> int:
+        """Scans new (and recently reorged) blocks up to `head` (default: asks the endpoint);
+        returns how many new logs it dispatched."""
+        head = self.source.head() if head is None else head
         safe_head = head - self.settings.confirmations
         checkpoint = self.state.checkpoint()
         if checkpoint is not None and head < checkpoint:
@@ -211,12 +221,13 @@ class Watcher:
         return dispatched
 
     def run(self) -> None:
+        head = None
         while self.running:
             try:
                 self.passes += 1
                 if self.passes % REESTIMATE_PASSES == 1:
                     self.adapt_interval()
-                count = self.poll_once()
+                count = self.poll_once(head)
                 if count:
                     log.info("dispatched %d new request(s)", count)
             except Exception as error:  # noqa: BLE001 - Redis or the RPC endpoint down or erring; keep watching
@@ -227,7 +238,36 @@ class Watcher:
                     continue
                 log.warning("watcher pass failed (%s: %s); retrying", type(error).__name__, error)
                 time.sleep(min(5.0, self.interval * 4))
+            head = self.wait_for_block()
+
+    def wait_for_block(self) -> int | None:
+        """Until the next pass: the next head the subscription announces (None after HEAD_SILENCE_S
+        without one, so that a pass asks for the head itself), or, polling, `interval` s and None."""
+        if self.heads is not None and not self.subscribed and time.monotonic() >= self.resubscribe_at:
+            try:
+                self.heads.open()
+                self.subscribed = True
+                log.info("following new blocks through eth_subscribe at %s", self.heads.url)
+            except TransientError as error:
+                self._unsubscribed(error)
+        if not self.subscribed:
             time.sleep(self.interval)
+            return None
+        silent_until = time.monotonic() + HEAD_SILENCE_S
+        while self.running and time.monotonic() < silent_until:
+            try:
+                head = self.heads.next_head(timeout=1.0)  # in slices: a stop request is seen within a second
+            except TransientError as error:
+                self._unsubscribed(error)
+                return None
+            if head is not None:
+                return head
+        return None
+
+    def _unsubscribed(self, error: TransientError) -> None:
+        self.subscribed = False
+        self.resubscribe_at = time.monotonic() + RESUBSCRIBE_S
+        log.warning("%s; polling every %g s, subscribing again in %.0f s", error, self.interval, RESUBSCRIBE_S)
 
     def stop(self, *_: object) -> None:
         self.running = False
@@ -255,6 +295,7 @@ def main() -> None:
                                   runtime.address, runtime.services.redis_url),
             runtime.oracle,
             start_block=marketplace.deployment.block_number,
+            heads=HeadSubscription(runtime.oracle.ws_url) if runtime.oracle.ws_url else None,
         )
         return watcher, f"watching DiagnosisRequested for node {runtime.address} on chain {marketplace.chain_id}"
 

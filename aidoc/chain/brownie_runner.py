@@ -113,11 +113,11 @@ def main() -> None:
         # A live network at AIDOC_RPC_URL (a testnet, or a chain with no unlocked accounts): Brownie
         # estimates gas and signs with the deployer's keystore. The chain id is kept as a string, as
         # Brownie's own deployment map writes it.
-        from aidoc.chain.contracts import connect_web3
+        from aidoc.chain.contracts import chain_id, connect_web3
 
         url = ServiceSettings().rpc_url
         CONFIG.networks["live"] = {"id": "live", "name": f"AIDOC_RPC_URL ({url})", "host": url,
-                                   "chainid": str(connect_web3(url).eth.chain_id)}
+                                   "chainid": str(chain_id(connect_web3(url)))}
     network.connect(args.network)
     try:
         if args.script == "console":

@@ -66,9 +66,19 @@ class Marketplace:
 def connect_web3(rpc_url: str, timeout: float = 30.0) -> Web3:
     """A web3 connection to `rpc_url`; TransientError when nothing answers there."""
     w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
-    if not w3.is_connected():
-        raise TransientError(f"no Ethereum node answers at {rpc_url}; start one (aidoc up) or set AIDOC_RPC_URL")
+    try:
+        w3.provider._aidoc_chain_id = int(rpc_request(w3, "eth_chainId", []), 16)  # the probe, kept (chain_id)
+    except (TransientError, ValueError, TypeError):
+        raise TransientError(f"no Ethereum node answers at {rpc_url}; start one (aidoc up) or set AIDOC_RPC_URL") from None
     return w3
+
+
+def chain_id(w3: Web3) -> int:
+    """The chain id of `w3`'s endpoint, read once per connection (a chain keeps its id)."""
+    known = getattr(w3.provider, "_aidoc_chain_id", None)
+    if known is None:
+        known = w3.provider._aidoc_chain_id = int(w3.eth.chain_id)
+    return known
 
 
 def bind_marketplace(w3: Web3, deployment: Deployment, build_dir: Path) -> Marketplace:
@@ -93,7 +103,7 @@ def open_marketplace(settings: ServiceSettings | None = None, w3: Web3 | None = 
     """The marketplace recorded for the chain at AIDOC_RPC_URL, checked to be live."""
     settings = settings or ServiceSettings()
     w3 = w3 or connect_web3(settings.rpc_url)
-    deployment = load_deployment(settings.deployments_dir, w3.eth.chain_id)
+    deployment = load_deployment(settings.deployments_dir, chain_id(w3))
     marketplace = bind_marketplace(w3, deployment, settings.build_dir)
     if len(w3.eth.get_code(marketplace.market.address)) == 0:
         raise DeploymentNotFound(
@@ -163,7 +173,7 @@ def chain_time_in(w3: Web3, days: float) -> int:
     return int(w3.eth.get_block("latest")["timestamp"]) + int(days * DAY)
 
 
-BLOCK_TIME_SAMPLE = 8  # recent blocks whose timestamps give the chain's block time
+BLOCK_TIME_SAMPLE = 4  # gaps between the newest blocks whose median is the block time (one batch of 5 calls)
 
 
 def block_time(w3: Web3, max_age: float = 0.0) -> float:

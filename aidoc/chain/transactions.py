@@ -18,7 +18,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
-from aidoc.chain.contracts import TransactionReverted, decode_revert, encode_call, revert_data
+from aidoc.chain.contracts import TransactionReverted, chain_id, decode_revert, encode_call, revert_data
 from aidoc.errors import AidocError, TransientError
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class Transactor:
     @property
     def chain_id(self) -> int:
         if self._chain_id is None:
-            self._chain_id = self.w3.eth.chain_id
+            self._chain_id = chain_id(self.w3)
         return self._chain_id
 
     def current_fees(self) -> Fees:

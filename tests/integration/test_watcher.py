@@ -157,11 +157,11 @@ def test_a_provider_refusing_a_large_range_gets_smaller_ranges(state):
     passes = iter(range(4))
     original = w.poll_once
 
-    def poll_a_few_times():
+    def poll_a_few_times(head=None):
         if next(passes, None) is None:
             w.running = False
             return 0
-        return original()
+        return original(head)
 
     w.poll_once = poll_a_few_times
     w.run()
@@ -261,3 +261,59 @@ def test_the_watcher_polls_once_per_block_on_a_chain_with_a_block_time(state):
     assert w.adapt_interval() == 0.5
     w.source = ScriptedChain(seconds_per_block=60.0)
     assert w.adapt_interval() == 15.0  # never longer than MAX_POLL_S
+
+
+@dataclass
+class CountingChain(ScriptedChain):
+    head_calls: int = 0
+
+    def head(self) -> int:
+        self.head_calls += 1
+        return self.head_block
+
+
+def _run_for(w: Watcher, seconds: float) -> None:
+    import threading
+    import time
+
+    runner = threading.Thread(target=w.run, daemon=True)
+    runner.start()
+    time.sleep(seconds)
+    w.stop()
+    runner.join(timeout=10)
+    assert not runner.is_alive()
+
+
+def test_subscribed_to_new_heads_the_watcher_passes_once_per_block_without_asking_for_the_head(state, tmp_path):
+    """A real anvil mining a block a second announces each over eth_subscribe; the watcher scans up
+    to each announced head and never polls for one (before: one eth_blockNumber per pass)."""
+    from web3 import Web3
+
+    from aidoc.chain.heads import HeadSubscription
+    from aidoc.stack.services import anvil
+
+    port = free_port()
+    with anvil(tmp_path, port, block_time=1):
+        chain, dispatched = CountingChain(logs=[request_log(1, 2)]), []
+        w = watcher(chain, state, dispatched, poll_interval=0.2)
+        w.heads = HeadSubscription(f"ws://127.0.0.1:{port}")
+        _run_for(w, 4.5)
+        head = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}")).eth.block_number
+    assert [job.request_id for job in dispatched] == [1]
+    assert chain.head_calls == 1  # the first pass, before the subscription: then only announced heads
+    scanned_to = [high for _, high in chain.ranges]
+    assert scanned_to == sorted(scanned_to) and scanned_to[-1] >= 3 and scanned_to[-1] <= head
+    assert len(chain.ranges) <= head + 1  # at most one eth_getLogs per block
+
+
+def test_without_a_subscription_the_watcher_says_so_and_polls(state, caplog):
+    from aidoc.chain.heads import HeadSubscription
+
+    chain = CountingChain(head_block=5)
+    w = watcher(chain, state, [], poll_interval=0.1)
+    w.heads = HeadSubscription(f"ws://127.0.0.1:{free_port()}", open_timeout=1.0)  # nothing listens there
+    with caplog.at_level("WARNING", logger="aidoc.watcher"):
+        _run_for(w, 1.5)
+    assert chain.head_calls >= 5  # polled on
+    warnings = [r.getMessage() for r in caplog.records if "subscribing again" in r.getMessage()]
+    assert len(warnings) == 1 and "no newHeads subscription at ws://127.0.0.1:" in warnings[0], warnings
