@@ -10,6 +10,8 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
+SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
 CONSENT_DOMAIN_NAME = "AIDoc ConsentRegistry"
 TOKEN_DOMAIN_NAME = "AIDoc Token"
 DOMAIN_VERSION = "1"
@@ -114,9 +116,27 @@ def consent_signer(signature: bytes, *, chain_id: int, registry: str, record_id:
                    purposes: int, expiry: int | None, nonce: int, deadline: int) -> str:
     """Who signed a grant (`expiry` given) or a revocation (`expiry` None): what a relayer checks
     before it pays gas for a signature the registry would refuse."""
+    check_signature(signature)
     primary, fields, message = _consent_message(record_id, grantee, purposes, expiry, nonce, deadline)
     typed_data = _typed_data(CONSENT_DOMAIN_NAME, chain_id, registry, primary, fields, message)
-    return Account.recover_message(encode_typed_data(full_message=typed_data), signature=signature)
+    try:
+        return Account.recover_message(encode_typed_data(full_message=typed_data), signature=signature)
+    except (ValueError, TypeError) as error:  # eth_keys' BadSignature is a ValueError
+        raise MalformedSignature(f"it recovers no key: {error}") from None
+
+
+class MalformedSignature(ValueError):
+    """A signature OpenZeppelin's ECDSA (and so the registry) refuses whoever signed."""
+
+
+def check_signature(signature: bytes) -> None:
+    """Raises MalformedSignature unless `signature` is r ‖ s ‖ v with v 27 or 28 and a low s (EIP-2)."""
+    if len(signature) != 65:
+        raise MalformedSignature(f"{len(signature)} bytes, not 65")
+    if signature[64] not in (27, 28):
+        raise MalformedSignature(f"v is {signature[64]}, not 27 or 28")
+    if int.from_bytes(signature[32:64], "big") > SECP256K1_HALF_N:
+        raise MalformedSignature("s is in the upper half of the curve order (EIP-2 refuses it)")
 
 
 def sign_permit(private_key: str | bytes, *, chain_id: int, token: str, owner: str, spender: str,

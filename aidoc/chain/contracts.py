@@ -167,10 +167,15 @@ def utc_time(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def chain_now(w3: Web3) -> int:
+    """The chain's latest block time (expiries and deadlines count in chain time, which a dev chain
+    may have moved ahead of the wall clock)."""
+    return int(w3.eth.get_block("latest")["timestamp"])
+
+
 def chain_time_in(w3: Web3, days: float) -> int:
-    """The chain's latest block time plus `days` (expiries and deadlines count in chain time, which
-    a dev chain may have moved ahead of the wall clock)."""
-    return int(w3.eth.get_block("latest")["timestamp"]) + int(days * DAY)
+    """The chain's latest block time plus `days`."""
+    return chain_now(w3) + int(days * DAY)
 
 
 BLOCK_TIME_SAMPLE = 4  # gaps between the newest blocks whose median is the block time (one batch of 5 calls)

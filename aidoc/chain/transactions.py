@@ -70,6 +70,8 @@ class Transactor:
         self._fees: Fees | None = None
         self._fees_at = 0.0
         self._chain_id: int | None = None
+        self._genesis: bytes | None = None  # block 0's hash when the nonce was last read from the chain
+        self._last_mined: bytes | None = None  # the hash of this Transactor's latest mined transaction
         self._lock = threading.Lock()
 
     @property
@@ -140,7 +142,22 @@ class Transactor:
     def _next_nonce(self) -> int:
         if self._nonce is None:
             self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")
+            self._genesis = bytes(self.w3.eth.get_block(0)["hash"])
         return self._nonce
+
+    def _history_lost(self) -> bool:
+        """Whether the chain lost what this key sent before: a new genesis (a restarted chain) or
+        our latest mined transaction gone (a rollback). A pending count below our nonce alone is no
+        evidence: a load-balanced endpoint's other backend may not have seen our transactions yet."""
+        if self._genesis is not None and bytes(self.w3.eth.get_block(0)["hash"]) != self._genesis:
+            return True
+        if self._last_mined is None:
+            return False
+        try:
+            self.w3.eth.get_transaction_receipt(self._last_mined)
+        except TransactionNotFound:
+            return True
+        return False
 
     def _send_built(self, tx: dict[str, Any], action: str) -> TxReceipt:
         receipt = self._send_at(tx, self._next_nonce(), action, advance=True)
@@ -177,11 +194,16 @@ class Transactor:
             if advance and len(sent) == 1:
                 self._nonce = nonce + 1
             try:
-                return self._wait_for_any(sent, self.tx_timeout, action, nonce)
+                receipt = self._wait_for_any(sent, self.tx_timeout, action, nonce)
             except NonceAhead as ahead:
                 log.warning("%s: this key's next nonce on the chain is %d, not %d (a restarted or rolled-back chain): "
                             "sending it again at %d", action, ahead.chain_nonce, nonce, ahead.chain_nonce)
+                mined = self._strand(tx, nonce, fees, sent, action)
+                if mined is not None:
+                    return mined
                 nonce, sent = ahead.chain_nonce, []
+                self._genesis = bytes(self.w3.eth.get_block(0)["hash"])
+                self._last_mined = None
                 if advance:
                     self._nonce = nonce
                 continue
@@ -189,7 +211,35 @@ class Transactor:
                 log.warning("%s (nonce %d) unmined after %.0f s: replacing it with higher fees", action, nonce,
                             self.tx_timeout)
                 fees = fees.bumped()
+                continue
+            self._last_mined = bytes(receipt["transactionHash"])
+            return receipt
         raise TransientError(f"{action} stayed unmined after {self.max_replacements} fee bumps; the node is congested")
+
+    def _strand(self, tx: dict[str, Any], nonce: int, fees: Fees, sent: list[bytes], action: str) -> TxReceipt | None:
+        """Replaces the copy of `tx` left queued at `nonce`, behind the gap, with a 0-ETH self-transfer,
+        so that filling the gap later mines a harmless transfer and not `tx` a second time. Returns
+        the receipt instead if one of the copies turns out to be mined after all."""
+        void = {"from": self.address, "to": self.address, "value": 0, "gas": 21_000, "chainId": self.chain_id}
+        for _ in range(self.max_replacements + 1):
+            fees = fees.bumped()
+            signed = self.account.sign_transaction(
+                {**void, "nonce": nonce, "maxFeePerGas": fees.max_fee, "maxPriorityFeePerGas": fees.priority_fee})
+            try:
+                self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                return None
+            except Web3RPCError as error:
+                message = str(error).lower()
+                if "underpriced" in message:
+                    continue
+                if "nonce too low" in message:  # the gap was filled meanwhile: a copy may be mined
+                    try:
+                        return self._wait_for_any(sent, self.tx_timeout, action)
+                    except TimeExhausted:
+                        return None  # something else took the nonce: nothing of ours is left queued
+                raise
+        raise TransientError(f"{action}: could not replace the copy queued at nonce {nonce}; "
+                             "restart the sender once the chain is back")
 
     def _out_of_eth(self, tx: dict[str, Any], fees: Fees, action: str) -> "OutOfEth":
         needed = int(tx["gas"]) * fees.max_fee + int(tx.get("value", 0))
@@ -202,8 +252,9 @@ class Transactor:
     def _wait_for_any(self, hashes: list[bytes], timeout: float, action: str, nonce: int | None = None) -> TxReceipt:
         """The receipt of whichever of `hashes` (versions of one `nonce`) is mined first. Once, after
         NONCE_CHECK_S unmined, it checks that the chain's next nonce for this key (its pending count)
-        has reached `nonce`; if not, the transaction sits queued behind a gap and never will be
-        mined: NonceAhead (a chain restarted under a running sender leaves its nonce ahead)."""
+        has reached `nonce`; if not, and the chain lost our history, the transaction sits queued
+        behind a gap and never will be mined: NonceAhead (a chain restarted under a running sender
+        leaves its nonce ahead)."""
         started = time.monotonic()
         deadline = started + timeout
         pause = RECEIPT_POLL_S
@@ -217,7 +268,7 @@ class Transactor:
             if not checked and time.monotonic() - started >= NONCE_CHECK_S:
                 checked = True
                 chain_nonce = self.w3.eth.get_transaction_count(self.address, "pending")
-                if chain_nonce < nonce:
+                if chain_nonce < nonce and self._history_lost():
                     raise NonceAhead(chain_nonce)
             if time.monotonic() >= deadline:
                 raise TimeExhausted(f"{action}: no receipt after {timeout:.0f} s")

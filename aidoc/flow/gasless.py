@@ -30,11 +30,12 @@ class Relayed:
 
 
 def sign_change(session: Session, record_id: int, grantee: str, purposes: Purpose,
-                expiry: int | None) -> SignedConsentChange:
-    """The owner's signed grant (`expiry` given) or revocation of `purposes` for `grantee`."""
+                expiry: int | None, *, deadline: int | None = None) -> SignedConsentChange:
+    """The owner's signed grant (`expiry` given) or revocation of `purposes` for `grantee`, valid
+    until `deadline` (chain time; default an hour from now)."""
     contracts = session.marketplace
     nonce = contracts.consents.functions.nonces(session.address).call()
-    deadline = chain_time_in(contracts.w3, SIGNATURE_VALID_DAYS)
+    deadline = chain_time_in(contracts.w3, SIGNATURE_VALID_DAYS) if deadline is None else deadline
     common = dict(chain_id=contracts.chain_id, registry=contracts.consents.address, record_id=record_id,
                   grantee=grantee, purposes=int(purposes), nonce=nonce, deadline=deadline)
     key = session.identity.account.key
@@ -57,7 +58,13 @@ def relay(relayer_url: str, change: SignedConsentChange, timeout: float = 120.0)
         answer = response.json()
     except ValueError:
         answer = {}
+    if not isinstance(answer, dict):
+        answer = {}
     if response.status_code != 200:
         raise RelayerRefused(f"the relayer refused the consent {change.kind}: "
                              f"{answer.get('error', f'HTTP {response.status_code}')}")
-    return Relayed(answer["transactionHash"], int(answer["blockNumber"]))
+    try:
+        return Relayed(str(answer["transactionHash"]), int(answer["blockNumber"]))
+    except (KeyError, TypeError, ValueError):
+        raise RelayerRefused(f"{relayer_url} answered, but not as an AIDoc relayer does: check AIDOC_RELAYER_URL "
+                             "(then see with `aidoc audit RECORD` whether the change went through)") from None

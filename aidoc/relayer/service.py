@@ -3,19 +3,24 @@ record's owner signed it with their current nonce, hold each signer to a rate, a
 
 from __future__ import annotations
 
-import collections
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import requests
 from web3 import Web3
+from web3.exceptions import Web3RPCError
 
-from aidoc.chain.contracts import TransactionReverted, call_struct
-from aidoc.chain.transactions import OutOfEth
-from aidoc.errors import AidocError, TransientError
+from aidoc.chain.contracts import TransactionReverted, call_struct, chain_now
+from aidoc.chain.transactions import GAS_HEADROOM, OutOfEth
+from aidoc.errors import AidocError, TransientError, one_line
 from aidoc.flow.session import Session
-from aidoc.signing import consent_signer
+from aidoc.ratelimit import SlidingWindow
+from aidoc.signing import MalformedSignature, consent_signer
+
+log = logging.getLogger(__name__)
 
 HOUR_S = 3600.0
 MAX_UINT8, MAX_UINT64, MAX_UINT256 = 2**8 - 1, 2**64 - 1, 2**256 - 1
@@ -88,20 +93,29 @@ def _uint(body: dict, name: str, maximum: int) -> int:
 
 
 class Relayer:
-    """Submits signed consent changes from `session`'s account (the relayer's, which pays the gas)."""
+    """Submits signed consent changes from `session`'s account (the relayer's, which pays the gas).
+
+    Before it spends gas it checks, in this order and each refusal free: the record and its owner,
+    the signature (well-formed, from the owner, at the owner's current nonce), the deadline against
+    the chain's clock, that no other change of the same owner is in flight (only one of them could
+    be mined: the nonce), the registry's answer to a gas estimate, and then the signer's hourly limit.
+    """
 
     def __init__(self, session: Session, signer_limit_per_hour: int, clock: Callable[[], float] = time.monotonic):
         self.session = session
         self.signer_limit_per_hour = signer_limit_per_hour
-        self.clock = clock
-        self._relayed: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._relayed = SlidingWindow(signer_limit_per_hour, HOUR_S, clock)
+        self._in_flight: set[str] = set()
         self._lock = threading.Lock()
 
     def status(self) -> dict[str, Any]:
         contracts = self.session.marketplace
+        try:
+            balance = contracts.w3.eth.get_balance(self.session.address)
+        except (requests.exceptions.RequestException, Web3RPCError, TransientError) as failed:
+            raise self._endpoint_failed("reading its balance", failed) from None
         return {"relayer": self.session.address, "chainId": contracts.chain_id,
-                "consentRegistry": contracts.consents.address,
-                "balanceWei": str(contracts.w3.eth.get_balance(self.session.address)),
+                "consentRegistry": contracts.consents.address, "balanceWei": str(balance),
                 "signerLimitPerHour": self.signer_limit_per_hour}
 
     def relay(self, change: SignedConsentChange) -> dict[str, Any]:
@@ -109,41 +123,73 @@ class Relayer:
         consents = self.session.marketplace.consents
         try:
             owner = call_struct(consents, "getRecord", change.record_id)["owner"]
+            nonce = consents.functions.nonces(owner).call()
+            now = chain_now(self.session.marketplace.w3)
         except TransactionReverted as refused:
             raise RelayRefused(400, f"record {change.record_id}: {refused.reason}") from None
-        nonce = consents.functions.nonces(owner).call()
-        signer = consent_signer(change.signature, chain_id=self.session.marketplace.chain_id,
-                                registry=consents.address, record_id=change.record_id, grantee=change.grantee,
-                                purposes=change.purposes, expiry=change.expiry, nonce=nonce,
-                                deadline=change.deadline)
+        except (requests.exceptions.RequestException, Web3RPCError, TransientError) as failed:
+            raise self._endpoint_failed("checking the record", failed) from None
+        try:
+            signer = consent_signer(change.signature, chain_id=self.session.marketplace.chain_id,
+                                    registry=consents.address, record_id=change.record_id, grantee=change.grantee,
+                                    purposes=change.purposes, expiry=change.expiry, nonce=nonce,
+                                    deadline=change.deadline)
+        except MalformedSignature as malformed:
+            raise RelayRefused(400, f"the signature is malformed ({malformed}): sign again") from None
         if signer != owner:
             raise RelayRefused(400, f"the signature is not from record {change.record_id}'s owner {owner} with "
                                     f"its current nonce {nonce}: sign again")
-        self._admit(owner)
+        if change.deadline < now:
+            raise RelayRefused(400, f"the signature's deadline passed {now - change.deadline} s ago (chain time): "
+                                    "sign again")
+        with self._lock:
+            if owner in self._in_flight:
+                raise RelayRefused(409, f"another consent change of {owner} is being relayed; only one per nonce "
+                                        "can be mined: wait for it, then sign again if this one is still needed")
+            self._in_flight.add(owner)
+        try:
+            return self._submit(change, owner)
+        finally:
+            with self._lock:
+                self._in_flight.discard(owner)
+
+    def _submit(self, change: SignedConsentChange, owner: str) -> dict[str, Any]:
+        consents = self.session.marketplace.consents
         function = (consents.functions.grantConsentBySig(change.record_id, change.grantee, change.purposes,
                                                          change.expiry, change.deadline, change.signature)
                     if change.expiry is not None else
                     consents.functions.revokeConsentBySig(change.record_id, change.grantee, change.purposes,
                                                           change.deadline, change.signature))
+        action = f"the relayed consent {change.kind} on record {change.record_id}"
+        transactor = self.session.transactor
         try:
-            receipt = self.session.send(function, f"the relayed consent {change.kind} on record {change.record_id}")
+            gas = int(transactor.estimate(function, action) * GAS_HEADROOM)
         except TransactionReverted as refused:
             raise RelayRefused(400, str(refused)) from None
-        except OutOfEth as broke:
-            raise RelayRefused(503, f"the relayer cannot pay for gas now ({broke}); its operator must fund it, "
+        except TransientError as failed:
+            raise self._endpoint_failed("estimating its gas", failed) from None
+        wait = self._relayed.admit(owner)
+        if wait is not None:
+            raise RelayRefused(429, f"{owner} has had {self._relayed.count(owner)} consent changes relayed in the last "
+                                    f"hour (the limit); try again in {max(wait / 60, 1):.0f} min or send it yourself")
+        try:
+            receipt = transactor.send(function, action, gas=gas)
+        except TransactionReverted as refused:  # mined and reverted: its gas is spent, the change counts
+            raise RelayRefused(400, str(refused)) from None
+        except OutOfEth:
+            self._relayed.release(owner)
+            log.warning("the relayer %s is out of ETH for gas: fund it", self.session.address)
+            raise RelayRefused(503, "the relayer cannot pay for gas now; its operator must fund it, "
                                     "or send the transaction yourself without --gasless") from None
         except TransientError as failed:
-            raise RelayRefused(502, f"the relayer's RPC endpoint failed: {failed}") from None
+            self._relayed.release(owner)
+            raise self._endpoint_failed(f"sending {action}", failed) from None
         return {"signer": owner, "transactionHash": "0x" + bytes(receipt["transactionHash"]).hex(),
                 "blockNumber": receipt["blockNumber"]}
 
-    def _admit(self, signer: str) -> None:
-        with self._lock:
-            window, now = self._relayed[signer], self.clock()
-            while window and window[0] <= now - HOUR_S:
-                window.popleft()
-            if len(window) >= self.signer_limit_per_hour:
-                wait = window[0] + HOUR_S - now
-                raise RelayRefused(429, f"{signer} has had {len(window)} consent changes relayed in the last hour "
-                                        f"(the limit); try again in {wait / 60:.0f} min or send it yourself")
-            window.append(now)
+    @staticmethod
+    def _endpoint_failed(doing: str, failed: Exception) -> RelayRefused:
+        """A 502 whose message names no URL (the relayer's RPC URL can hold an API key); the cause is
+        logged here, on the relayer's side."""
+        log.warning("the relayer's RPC endpoint failed while %s: %s", doing, one_line(failed))
+        return RelayRefused(502, f"the relayer's RPC endpoint failed while {doing}; try again shortly")

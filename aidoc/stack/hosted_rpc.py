@@ -10,11 +10,12 @@ from __future__ import annotations
 import collections
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
+
+from aidoc.ratelimit import SlidingWindow
 
 DEV_METHOD_PREFIXES = ("evm_", "anvil_", "hardhat_", "debug_", "personal_", "ganache_", "miner_", "txpool_")
 UNLOCKED_METHODS = frozenset({"eth_sendTransaction", "eth_sign", "eth_signTransaction", "eth_signTypedData_v4"})
@@ -30,7 +31,7 @@ class HostedRpc:
         self.rate = rate
         self.calls: collections.Counter[tuple[str, str]] = collections.Counter()  # (key, method) -> calls
         self.refused: collections.Counter[str] = collections.Counter()  # key -> 429 answers
-        self._windows: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._window = SlidingWindow(rate, WINDOW_S)
         self._lock = threading.Lock()
         self._local = threading.local()
         proxy = self
@@ -93,7 +94,7 @@ class HostedRpc:
         with self._lock:
             for call in calls:
                 self.calls[(key, str(call.get("method")) if isinstance(call, dict) else "?")] += 1
-            if not self._admit(key, len(calls)):
+            if self._window.admit(key, len(calls)) is not None:
                 self.refused[key] += 1
                 return 429, {"jsonrpc": "2.0", "id": None,
                              "error": {"code": 429, "message": f"rate limit of {self.rate} calls/s exceeded"}}
@@ -106,16 +107,6 @@ class HostedRpc:
             answers = [answer if answer is not None else by_id.get(json.dumps(call.get("id")))
                        for call, answer in zip(calls, answers)]
         return 200, answers if isinstance(payload, list) else answers[0]
-
-    def _admit(self, key: str, calls: int) -> bool:
-        """Whether `calls` more calls from `key` stay within the rate (called under the lock)."""
-        window, now = self._windows[key], time.monotonic()
-        while window and window[0] <= now - WINDOW_S:
-            window.popleft()
-        if len(window) + calls > self.rate:
-            return False
-        window.extend([now] * calls)
-        return True
 
     @staticmethod
     def _refusal(call: Any) -> dict | None:

@@ -6,21 +6,24 @@ signer over its hourly limit, and says so when it is out of ETH."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import shutil
 
 import pytest
 import requests
 from typer.testing import CliRunner
 
-from aidoc.chain.contracts import chain_time_in, rpc_request
+from aidoc.chain.contracts import chain_now, chain_time_in, rpc_request
 from aidoc.cli.main import app
 from aidoc.constants import DataType, Purpose
-from aidoc.flow.gasless import sign_change
+from aidoc.flow.gasless import RelayerRefused, relay, sign_change
 from aidoc.identity import Identity
+from aidoc.stack.hosted_rpc import HostedRpc
 from aidoc.stack.process import ManagedProcess, free_port
 from conftest import consented_record, samples_of
 
 SIGNER_LIMIT = 3
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 runner = CliRunner()
 
 
@@ -100,14 +103,21 @@ def test_the_relayer_refuses_what_it_should_not_pay_for_with_one_line(relayer, f
     status, answer = post(url, "grant", signed.to_json())  # a replay: the owner's nonce has moved on
     assert status == 400 and "current nonce" in answer["error"]
 
-    lapsed = sign_change(patient, record, grantee, Purpose.RESEARCH, expiry)
-    rpc_request(w3, "evm_increaseTime", [7200])  # past its one-hour deadline
-    rpc_request(w3, "evm_mine", [])
+    lapsed = sign_change(patient, record, grantee, Purpose.RESEARCH, expiry, deadline=chain_now(w3) - 1)
     status, answer = post(url, "grant", lapsed.to_json())
-    assert status == 400 and "SignatureExpired" in answer["error"], answer
+    assert status == 400 and "deadline passed" in answer["error"], answer
 
-    for _ in range(SIGNER_LIMIT - 2):  # the hourly limit counts what it relayed or tried to: 2 so far
-        status, answer = post(url, "revoke", sign_change(patient, record, grantee, Purpose.DIAGNOSIS, None).to_json())
+    flipped = bytearray(signed.signature)  # the same signature with s mirrored: EIP-2 and OpenZeppelin refuse it
+    flipped[32:64] = (SECP256K1_N - int.from_bytes(signed.signature[32:64], "big")).to_bytes(32, "big")
+    flipped[64] = 55 - flipped[64]
+    for signature in (bytes(flipped), signed.signature[:64] + b"\x00", signed.signature[:64] + b"\xff"):
+        status, answer = post(url, "grant", {**signed.to_json(), "signature": "0x" + signature.hex()})
+        assert status == 400 and "the signature is malformed" in answer["error"], answer
+
+    # The limit counts only changes it sent: so far one. Revoke, grant again, and the next is one too many.
+    for purpose, change_expiry in ((Purpose.DIAGNOSIS, None), (Purpose.DIAGNOSIS, expiry))[:SIGNER_LIMIT - 1]:
+        change = sign_change(patient, record, grantee, purpose, change_expiry)
+        status, answer = post(url, "revoke" if change_expiry is None else "grant", change.to_json())
         assert status == 200, answer
     refused = cli(patient, url, "consent", "revoke", str(record), grantee, "--gasless")
     assert refused.exit_code == 1 and len(refused.output.strip().splitlines()) == 1, refused.output
@@ -125,3 +135,65 @@ def test_the_relayer_refuses_what_it_should_not_pay_for_with_one_line(relayer, f
     assert status == 503 and "its operator must fund it" in answer["error"], answer
     assert "\n" not in answer["error"]
     assert requests.get(f"{url}/v1/status", timeout=30).json()["relayer"] == relayer_session.address
+
+
+def raw_post(url: str, path: str, data: bytes) -> tuple[int, dict]:
+    response = requests.post(f"{url}/v1/consent/{path}", data=data, timeout=60,
+                             headers={"Content-Type": "application/json"})
+    return response.status_code, response.json()
+
+
+def test_the_relayer_answers_hostile_bodies_with_one_line_and_stays_up(relayer):
+    _, url = relayer
+    status, answer = raw_post(url, "grant", b"[" * 2040 + b"]" * 2040)  # deeper than Python's recursion limit
+    assert status == 400 and answer == {"error": "the body is not JSON"}
+    status, answer = raw_post(url, "grant", b" " * 5000)
+    assert status == 413 and "over 4096 bytes" in answer["error"]
+    status, answer = raw_post(url, "grant", b"{}")
+    assert status == 400 and answer == {"error": "missing field recordId"}
+
+
+def test_copies_of_one_signature_sent_at_once_cost_the_relayer_one_transaction(relayer, funded, doctor, node,
+                                                                              models_dir):
+    """Before the fix every copy passed the checks, and all but one then reverted at the relayer's cost."""
+    relayer_session, url = relayer
+    patient = funded(0)
+    record = penniless(patient, doctor, node, models_dir)
+    w3 = patient.marketplace.w3
+    change = sign_change(patient, record, Identity.generate().address, Purpose.DIAGNOSIS, chain_time_in(w3, 10))
+    sent_before = w3.eth.get_transaction_count(relayer_session.address)
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: post(url, "grant", change.to_json()), range(6)))
+    assert sorted(status for status, _ in answers).count(200) == 1, answers
+    assert all(status in (200, 400, 409) for status, _ in answers), answers
+    assert w3.eth.get_transaction_count(relayer_session.address) == sent_before + 1
+
+
+def test_a_relayer_whose_endpoint_fails_answers_502_without_its_rpc_url(stack, funded, tmp_path):
+    """The relayer's RPC URL carries its provider's API key: it stays in the relayer's log."""
+    session = funded(0)
+    proxy = HostedRpc(stack.services.rpc_url).start()
+    port = free_port()
+    process = ManagedProcess(
+        "relayer", [shutil.which("aidoc") or "aidoc", "relayer", "run", "--port", str(port)], tmp_path, port=port,
+        inherit_aidoc=True, env={"AIDOC_PRIVATE_KEY": session.identity.account.key.hex(),
+                                 "AIDOC_RPC_URL": proxy.url("secret-api-key")},
+    ).start()
+    try:
+        proxy.stop()
+        status, answer = post(f"http://127.0.0.1:{port}", "grant", sign_change(
+            session, 1, Identity.generate().address, Purpose.DIAGNOSIS, 2**40, deadline=2**40).to_json())
+        assert status == 502 and "try again shortly" in answer["error"], answer
+        assert "secret-api-key" not in answer["error"] and "127.0.0.1" not in answer["error"]
+        assert "secret-api-key" not in requests.get(f"http://127.0.0.1:{port}/v1/status", timeout=30).text
+    finally:
+        process.stop()
+    assert "the relayer's RPC endpoint failed while checking the record" in process.log_path.read_text()
+
+
+def test_a_url_that_is_no_relayer_gets_one_line_not_a_traceback(stack, funded):
+    """AIDOC_RELAYER_URL set to a hosted RPC endpoint's URL: it answers 200, but not as a relayer."""
+    patient = funded(0)
+    change = sign_change(patient, 1, Identity.generate().address, Purpose.DIAGNOSIS, 2**40)
+    with HostedRpc(stack.services.rpc_url) as endpoint, pytest.raises(RelayerRefused, match="not as an AIDoc relayer"):
+        relay(endpoint.url("key"), change)

@@ -7,14 +7,20 @@ import threading
 import time
 
 import pytest
+from web3 import Web3
 
 from aidoc.chain.transactions import Transactor
 from aidoc.constants import DataType, RequestStatus
-from aidoc.errors import ContentNotFound, ContentUnreachable
+from aidoc.errors import ContentNotFound, ContentUnreachable, TransientError
 from aidoc.flow.request import request_diagnosis
+from aidoc.identity import Identity
 from aidoc.node.namespace import NodeNamespace
 from aidoc.node.outbox import Outbox
+from aidoc.stack.process import free_port
+from aidoc.stack.services import anvil
 from conftest import consented_record, samples_of, settle
+
+STRANGER = "0x000000000000000000000000000000000000dEaD"
 
 
 def test_results_waiting_for_the_sender_go_out_in_one_fulfil_batch(node, doctor, models, models_dir, funded,
@@ -154,14 +160,57 @@ def test_a_transaction_an_earlier_sender_left_pending_is_replaced_at_start(stack
     assert w3.eth.get_transaction_count(session.address, "pending") == 1
 
 
-def test_a_sender_whose_nonce_is_ahead_of_the_chain_resynchronises(stack, funded):
-    """What a chain restarted under a running sender leaves: the sender's next nonce (here 3) above
-    the chain's (0). Before the fix the transaction sat queued behind the gap, replaced with ever
-    higher fees at the same nonce, and never mined."""
-    session = funded(100)
-    w3 = session.marketplace.w3
-    transactor = Transactor(w3, session.identity.account, stack.services.build_dir, tx_timeout=30)
-    transactor._nonce = 3
-    receipt = transactor.send(session.marketplace.token.functions.transfer(session.address, 1), "self-transfer")
-    assert receipt["status"] == 1 and w3.eth.get_transaction(receipt["transactionHash"])["nonce"] == 0
-    assert w3.eth.get_transaction_count(session.address) == 1 and transactor._nonce == 1
+def _self_transfer(transactor: Transactor, value: int) -> dict:
+    return transactor.transfer_eth(transactor.address, value)
+
+
+def test_a_sender_on_a_restarted_chain_resends_once_and_voids_the_copy_behind_the_gap(tmp_path, stack):
+    """A chain restarted under a running sender leaves its next nonce (here 3) above the chain's (0).
+    Before the fix the transaction sat queued behind the gap, replaced with ever higher fees at the
+    same nonce, and never mined; then it was sent again at 0 but its first copy stayed queued at 3,
+    to be mined a second time once the gap filled. Now the copy at 3 becomes a 0-ETH self-transfer."""
+    port, identity = free_port(), Identity.generate()
+    chain = anvil(tmp_path, port, accounts=0).start()
+    try:
+        w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
+        w3.provider.make_request("anvil_setBalance", [identity.address, hex(10**19)])
+        transactor = Transactor(w3, identity.account, stack.services.build_dir, tx_timeout=30)
+        for _ in range(3):
+            _self_transfer(transactor, 0)
+        chain.stop()
+        chain = anvil(tmp_path, port, accounts=0).start()  # same port and chain id, a new genesis
+        w3.provider.make_request("anvil_setBalance", [identity.address, hex(10**19)])
+        sent = 7  # the transaction that must be mined exactly once: it sends 7 wei to a stranger
+        receipt = transactor.transfer_eth(STRANGER, sent)
+        assert receipt["status"] == 1 and w3.eth.get_transaction(receipt["transactionHash"])["nonce"] == 0
+        assert transactor._nonce == 1
+        for _ in range(2):  # fill the gap: nonces 1 and 2, then the queued 3 is mined
+            _self_transfer(transactor, 0)
+        w3.provider.make_request("evm_mine", [])
+        assert w3.eth.get_transaction_count(identity.address) == 4
+        assert w3.eth.get_balance(STRANGER) == sent
+        queued = [tx for block in range(1, w3.eth.block_number + 1)
+                  for tx in w3.eth.get_block(block, full_transactions=True)["transactions"] if tx["nonce"] == 3]
+        assert len(queued) == 1 and queued[0]["to"] == identity.address and queued[0]["value"] == 0, queued
+    finally:
+        chain.stop()
+
+
+def test_a_nonce_gap_without_a_lost_history_is_waited_out_not_resent(tmp_path, stack):
+    """A pending count below our nonce on a chain that still holds our history (a load-balanced
+    endpoint's backend that has not seen our transactions yet) is no evidence of a restart: the
+    sender keeps its nonce and does not send the transaction a second time."""
+    port, identity = free_port(), Identity.generate()
+    chain = anvil(tmp_path, port, accounts=0).start()
+    try:
+        w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
+        w3.provider.make_request("anvil_setBalance", [identity.address, hex(10**19)])
+        transactor = Transactor(w3, identity.account, stack.services.build_dir, tx_timeout=3, max_replacements=0)
+        _self_transfer(transactor, 0)
+        transactor._nonce = 3  # as if nonces 1 and 2 went to a backend this one has not heard from
+        with pytest.raises(TransientError, match="stayed unmined"):
+            transactor.transfer_eth(STRANGER, 7)
+        assert w3.eth.get_transaction_count(identity.address) == 1 and w3.eth.get_balance(STRANGER) == 0
+        assert w3.eth.get_transaction_count(identity.address, "pending") == 1  # nothing resent at nonce 1
+    finally:
+        chain.stop()
