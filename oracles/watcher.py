@@ -164,6 +164,7 @@ class Watcher:
         self.heads = heads  # None: poll for the head; else wait for the blocks it announces
         self.subscribed = False
         self.resubscribe_at = 0.0
+        self.announced: int | None = None  # the highest head the subscription announced
         self.state = state
         self.dispatch = dispatch
         self.settings = settings
@@ -221,13 +222,21 @@ class Watcher:
         return dispatched
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            if self.heads is not None:
+                self.heads.close()
+                self.subscribed = False
+
+    def _run(self) -> None:
         head = None
         while self.running:
             try:
                 self.passes += 1
                 if self.passes % REESTIMATE_PASSES == 1:
                     self.adapt_interval()
-                count = self.poll_once(head)
+                count = self.poll_once(self.head_for_pass(head))
                 if count:
                     log.info("dispatched %d new request(s)", count)
             except Exception as error:  # noqa: BLE001 - Redis or the RPC endpoint down or erring; keep watching
@@ -239,6 +248,20 @@ class Watcher:
                 log.warning("watcher pass failed (%s: %s); retrying", type(error).__name__, error)
                 time.sleep(min(5.0, self.interval * 4))
             head = self.wait_for_block()
+
+    def head_for_pass(self, announced: int | None) -> int:
+        """The head a pass scans to: the one announced, else the endpoint's. Subscribed, an asked-for
+        head above every announced one means the subscription went quiet while blocks were mined
+        (some providers drop subscriptions without closing the socket): subscribe again at once."""
+        if announced is not None:
+            return announced
+        head = self.source.head()
+        if self.subscribed and self.announced is not None and head > self.announced:
+            log.warning("the newHeads subscription announced no block since %d while the chain reached %d; "
+                        "subscribing again", self.announced, head)
+            self.heads.close()
+            self.subscribed, self.resubscribe_at, self.announced = False, 0.0, None
+        return head
 
     def wait_for_block(self) -> int | None:
         """Until the next pass: the next head the subscription announces (None after HEAD_SILENCE_S
@@ -261,8 +284,19 @@ class Watcher:
                 self._unsubscribed(error)
                 return None
             if head is not None:
-                return head
+                return self._drain(head)
         return None
+
+    def _drain(self, head: int) -> int:
+        """The highest of `head` and the heads already queued behind it (a burst of blocks, or a pass
+        slower than a block): one pass scans to it, not one pass per block."""
+        try:
+            while (queued := self.heads.next_head(timeout=0)) is not None:
+                head = max(head, queued)
+        except TransientError as error:
+            self._unsubscribed(error)
+        self.announced = max(head, self.announced or 0)
+        return head
 
     def _unsubscribed(self, error: TransientError) -> None:
         self.subscribed = False

@@ -317,3 +317,65 @@ def test_without_a_subscription_the_watcher_says_so_and_polls(state, caplog):
     assert chain.head_calls >= 5  # polled on
     warnings = [r.getMessage() for r in caplog.records if "subscribing again" in r.getMessage()]
     assert len(warnings) == 1 and "no newHeads subscription at ws://127.0.0.1:" in warnings[0], warnings
+
+
+def _subscribed_watcher(state, port: int) -> Watcher:
+    from aidoc.chain.heads import HeadSubscription
+
+    w = watcher(CountingChain(), state, [], poll_interval=0.1)
+    w.heads = HeadSubscription(f"ws://127.0.0.1:{port}").open()
+    w.subscribed = True
+    return w
+
+
+class QueuedHeads:
+    """Heads already received and waiting to be read (what a burst of blocks leaves on the socket)."""
+
+    url = "ws://queued"
+
+    def __init__(self, heads: list[int]):
+        self.heads = heads
+
+    def next_head(self, timeout: float) -> int | None:
+        return self.heads.pop(0) if self.heads else None
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_burst_of_announced_heads_is_one_pass_to_the_highest(state):
+    """Before: one pass (one eth_getLogs) per queued head, falling further behind after a slow pass."""
+    w = watcher(CountingChain(), state, [])
+    w.heads, w.subscribed = QueuedHeads([7, 8, 9, 10]), True
+    assert w.wait_for_block() == 10 and w.announced == 10 and w.heads.heads == []
+
+
+def test_a_subscription_gone_quiet_while_blocks_were_mined_is_renewed(state, tmp_path, caplog, monkeypatch):
+    from web3 import Web3
+
+    from aidoc.oracles import watcher as watcher_module
+    from aidoc.stack.services import anvil
+
+    port = free_port()
+    with anvil(tmp_path, port):
+        w = _subscribed_watcher(state, port)
+        http = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}"))
+        http.provider.make_request("evm_mine", [])
+        monkeypatch.setattr(watcher_module, "HEAD_SILENCE_S", 30.0)
+        assert w.wait_for_block() == 1
+        monkeypatch.setattr(watcher_module, "HEAD_SILENCE_S", 1.0)
+        # Blocks mined, nothing announced in HEAD_SILENCE_S: what a provider that drops a
+        # subscription without closing the socket leaves. A pass then asks for the head itself.
+        http.provider.make_request("anvil_mine", [3])
+        w.source.head_block = http.eth.block_number
+        with caplog.at_level("WARNING", logger="aidoc.watcher"):
+            assert w.head_for_pass(None) == 4
+        assert not w.subscribed and any("announced no block since 1 while the chain reached 4" in r.getMessage()
+                                        for r in caplog.records)
+        assert w.wait_for_block() is None and w.subscribed  # subscribed again at once (then 1 s of silence)
+        http.provider.make_request("evm_mine", [])
+        monkeypatch.setattr(watcher_module, "HEAD_SILENCE_S", 30.0)
+        assert w.wait_for_block() == 5
+        w.stop()
+        w.run()  # returns at once (stopped) and closes the subscription on its way out
+        assert w.heads._connection is None
