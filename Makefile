@@ -28,7 +28,7 @@ RUN_SCRIPT := $(BIN)/python -m aidoc.chain.brownie_runner
 # Brownie 1.22 calls its own deprecated snapshot API on every isolated test.
 PYTEST_WARNINGS := -W ignore::FutureWarning -W ignore::DeprecationWarning
 
-.PHONY: help install env compile models lint test test-unit test-integration test-contracts test-faults faults test-bench smoke-ganache demo demo-train fuzz gas bench clean
+.PHONY: help install env compile models web-build lint test test-unit test-integration test-contracts test-faults faults test-bench smoke-ganache demo demo-train fuzz gas bench clean
 
 help:
 	@echo "make demo   - the whole marketplace on a local stack: anvil, Redis, IPFS store, a node's Celery"
@@ -87,7 +87,27 @@ $(SYSTEMD_STAMP): $(VENV)/.stamp
 		{ echo "systemd-analyze is missing and not installable here: install Debian's systemd"; exit 1; }
 	touch $@
 
+# Debian's chromium for the web app's browser tests (Playwright drives it; its own download is unreachable).
+CHROMIUM_STAMP := $(VENV)/.chromium-stamp
+$(CHROMIUM_STAMP): $(VENV)/.stamp
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+		  { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		    --no-install-recommends chromium >/dev/null 2>&1; }; }; } || \
+		{ echo "chromium is missing and not installable here: install Debian's chromium"; exit 1; }
+	touch $@
+
 install: $(VENV)/.stamp node_modules/.stamp $(SOLC_DIR)/solc-v$(SOLC_VERSION) $(REDIS_STAMP) $(SYSTEMD_STAMP)
+
+# The web app's front-end: one ES module bundle (viem, libsodium-wrappers and the app) built by esbuild
+# into build/web, which `aidoc web` serves with web/static.
+WEB_BUNDLE := build/web/app.js
+$(WEB_BUNDLE): node_modules/.stamp $(wildcard web/src/*.js)
+	mkdir -p build/web
+	node_modules/.bin/esbuild web/src/main.js --bundle --format=esm --target=es2022 --minify \
+		--sourcemap --legal-comments=external --log-level=warning --outfile=$@
+
+web-build: $(WEB_BUNDLE)
 
 # Shell setup for running brownie by hand: eval "$$(make -s env)"
 env:

@@ -1,5 +1,5 @@
 """Who is acting: an Ethereum key (from an encrypted keystore or an environment variable) and the
-X25519 encryption key derived from it.
+X25519 encryption key derived from its signature.
 
 Keystores are Web3 Secret Storage files (scrypt + AES-128-CTR, what geth, Brownie and eth-account
 write) under AIDOC_KEYSTORE_DIR, named <name>.json. Their password comes from AIDOC_PASSWORD or a
@@ -12,6 +12,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from eth_account import Account
@@ -38,8 +39,10 @@ class Identity:
     def address(self) -> str:
         return self.account.address
 
-    @property
+    @cached_property
     def encryption_key(self) -> PrivateKey:
+        """Derived from the account's signature of a fixed EIP-712 message (aidoc.crypto.keys), as
+        the web app derives it from the user's wallet; computed once."""
         return derive_encryption_key(bytes(self.account.key))
 
     @property

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+from eth_account import Account
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.public import PrivateKey
@@ -12,6 +14,7 @@ from nacl.public import PrivateKey
 from aidoc.crypto import decrypt_record, encrypt_record, open_record, open_result, result_commitment, seal_result
 from aidoc.crypto.envelope import NONCE_BYTES, RECORD_MAGIC, UNPADDED_MAGIC, record_bucket
 from aidoc.crypto.keys import derive_encryption_key, encryption_public_key
+from aidoc.crypto.result import canonical_result
 from aidoc.errors import CorruptCiphertext, WrongKey
 from aidoc.identity import Identity
 
@@ -142,6 +145,35 @@ def test_encryption_key_is_derived_from_the_account_key_and_differs_per_account(
     assert a.encryption_public_key == encryption_public_key(bytes(a.account.key))
     assert derive_encryption_key(bytes(a.account.key)).encode() != bytes(a.account.key)
     assert a.encryption_public_key != b.encryption_public_key
+
+
+def test_encryption_key_is_the_hkdf_of_the_wallet_signature_in_the_checked_in_vectors():
+    """The vectors the JavaScript side checks too (tests/integration/test_web_crypto.py): a wallet's
+    eth_signTypedData_v4 of the message gives the signature, and the signature alone gives the key."""
+    from eth_account.messages import encode_typed_data
+
+    from aidoc.crypto.keys import encryption_key_from_signature, encryption_key_signature, encryption_key_typed_data
+
+    vectors = json.loads((Path(__file__).parents[1] / "vectors" / "crypto.json").read_text())
+    for vector in vectors["identity"]:
+        key = bytes.fromhex(vector["privateKey"][2:])
+        assert encryption_key_typed_data(vector["address"]) == vector["typedData"]
+        signature = encryption_key_signature(key)
+        assert "0x" + signature.hex() == vector["signature"]
+        recovered = Account.recover_message(encode_typed_data(full_message=vector["typedData"]), signature=signature)
+        assert recovered == vector["address"]
+        private = encryption_key_from_signature(signature)
+        assert bytes(private).hex() == vector["x25519PrivateKey"]
+        assert Identity.from_private_key(key).encryption_public_key.hex() == vector["x25519PublicKey"]
+        # v is not part of the seed: a signer that writes v as 0/1 derives the same key.
+        assert bytes(encryption_key_from_signature(signature[:64] + bytes([signature[64] - 27]))) == bytes(private)
+    commitment = vectors["commitment"]
+    assert canonical_result(commitment["result"]).decode() == commitment["canonical"]
+    assert "0x" + result_commitment(commitment["requestId"], bytes.fromhex(commitment["salt"]),
+                                    canonical_result(commitment["result"])).hex() == commitment["commitment"]
+    record = vectors["record"]
+    assert decrypt_record(bytes.fromhex(record["ciphertext"]), bytes.fromhex(record["dataKey"])) == (
+        record["dataType"], bytes.fromhex(record["plaintext"]))
 
 
 def test_small_order_result_keys_are_recognised_as_unusable():
