@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import redis
 from web3 import Web3
@@ -57,12 +57,40 @@ class RequestLog:
         return f"{self.block_hash}:{self.tx_hash}:{self.log_index}"
 
 
+class FoundLog(Protocol):
+    """A decoded log: `key` says which log it is (block hash, tx hash, log index), `job` what is
+    dispatched for it (a DiagnosisJob for the node, the event itself for the web app's indexer)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def job(self) -> Any: ...
+
+
 class LogSource(Protocol):
     def head(self) -> int: ...
 
-    def request_logs(self, from_block: int, to_block: int) -> list[RequestLog]: ...
+    def logs(self, from_block: int, to_block: int) -> Sequence[FoundLog]: ...
 
     def block_time(self) -> float: ...
+
+
+class FollowerState(Protocol):
+    """Where a follower keeps its checkpoint and the logs it has dispatched: Redis for the node
+    (WatcherState), the web app's database for its indexer (aidoc.web.indexer)."""
+
+    def checkpoint(self) -> int | None: ...
+
+    def set_checkpoint(self, block: int) -> None: ...
+
+    def first_sightings(self, keys: list[str]) -> list[bool]: ...
+
+    def forget(self, keys: list[str]) -> None: ...
+
+    def settle(self, from_block: int, to_block: int, keys: list[str]) -> None: ...
+
+    def reset(self) -> int: ...
 
 
 class ChainLogSource:
@@ -80,7 +108,7 @@ class ChainLogSource:
     def block_time(self) -> float:
         return block_time(self.w3)
 
-    def request_logs(self, from_block: int, to_block: int) -> list[RequestLog]:
+    def logs(self, from_block: int, to_block: int) -> list[RequestLog]:
         raw_logs = rpc_request(self.w3, "eth_getLogs", [
             {"address": self.market.address, "fromBlock": hex(from_block), "toBlock": hex(to_block),
              "topics": self.topics}
@@ -146,6 +174,10 @@ class WatcherState:
         if keys:
             self.redis.delete(*(f"{self.prefix}:seen:{key}" for key in keys))
 
+    def settle(self, from_block: int, to_block: int, keys: list[str]) -> None:
+        """Nothing to do: a request log a reorg dropped was dispatched anyway, and its fulfilment is
+        refused by the market (the request digest no longer matches), which costs the node nothing."""
+
 
 def block_ranges(start: int, end: int, size: int) -> Iterable[tuple[int, int]]:
     """[start, end] in consecutive ranges of at most `size` blocks."""
@@ -155,10 +187,12 @@ def block_ranges(start: int, end: int, size: int) -> Iterable[tuple[int, int]]:
 
 
 class Watcher:
-    """Dispatches each new request log once, in batches of up to `settings.task_batch` jobs (one
-    worker task each: its chain reads, Redis commands and Celery bookkeeping are shared)."""
+    """Dispatches each new log once, in batches of up to `settings.task_batch` jobs (one worker task
+    each: its chain reads, Redis commands and Celery bookkeeping are shared). The node's watcher
+    follows its DiagnosisRequested logs; the web app's indexer follows every marketplace event with
+    the same confirmation, reorg-rescan and backfill rules (aidoc.web.indexer)."""
 
-    def __init__(self, source: LogSource, state: WatcherState, dispatch: Callable[[list[DiagnosisJob]], None],
+    def __init__(self, source: LogSource, state: FollowerState, dispatch: Callable[[list[Any]], None],
                  settings: OracleSettings, start_block: int = 0, heads: HeadSubscription | None = None):
         self.source = source
         self.heads = heads  # None: poll for the head; else wait for the blocks it announces
@@ -208,7 +242,7 @@ class Watcher:
             return 0
         dispatched = 0
         for low, high in block_ranges(start, safe_head, self.log_range):
-            found = self.source.request_logs(low, high)
+            found = self.source.logs(low, high)
             new = [entry for entry, first in zip(found, self.state.first_sightings([e.key for e in found])) if first]
             size = self.settings.task_batch
             for index in range(0, len(new), size):
@@ -218,6 +252,7 @@ class Watcher:
                     self.state.forget([entry.key for entry in new[index:]])  # this batch and the rest
                     raise
                 dispatched += len(new[index:index + size])
+            self.state.settle(low, high, [entry.key for entry in found])
             self.state.set_checkpoint(high)  # a crash mid-backfill resumes from here
         return dispatched
 

@@ -221,7 +221,7 @@ def deliver_twice(run: Run, first_block: int) -> None:
 
     time.sleep(2.0)
     source = ChainLogSource(run.doctor.marketplace, run.node.address)
-    jobs = [found.job for found in source.request_logs(first_block, source.head())]
+    jobs = [found.job for found in source.logs(first_block, source.head())]
     for _ in range(2):
         for index in range(0, len(jobs), 8):
             dispatch(Diagnose(tuple(jobs[index:index + 8])), run.node.address, run.bed.services.redis_url)

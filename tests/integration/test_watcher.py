@@ -46,7 +46,7 @@ class ScriptedChain:
     """A chain whose head and logs the test sets; it records every eth_getLogs range asked for."""
 
     head_block: int = 0
-    logs: list[RequestLog] = field(default_factory=list)
+    mined: list[RequestLog] = field(default_factory=list)
     ranges: list[tuple[int, int]] = field(default_factory=list)
     seconds_per_block: float = 0.0
 
@@ -56,9 +56,9 @@ class ScriptedChain:
     def block_time(self) -> float:
         return self.seconds_per_block
 
-    def request_logs(self, from_block: int, to_block: int) -> list[RequestLog]:
+    def logs(self, from_block: int, to_block: int) -> list[RequestLog]:
         self.ranges.append((from_block, to_block))
-        return [log for log in self.logs if from_block <= log.block_number <= to_block]
+        return [log for log in self.mined if from_block <= log.block_number <= to_block]
 
 
 def watcher(chain: ScriptedChain, state: WatcherState, dispatched: list, **settings) -> Watcher:
@@ -72,7 +72,7 @@ def test_block_ranges_cover_the_span_in_bounded_steps():
 
 
 def test_logs_wait_for_their_confirmations(state):
-    chain, dispatched = ScriptedChain(head_block=10, logs=[request_log(1, 8), request_log(2, 10)]), []
+    chain, dispatched = ScriptedChain(head_block=10, mined=[request_log(1, 8), request_log(2, 10)]), []
     w = watcher(chain, state, dispatched, confirmations=2)
     assert w.poll_once() == 1 and [j.request_id for j in dispatched] == [1]
     chain.head_block = 12
@@ -80,9 +80,9 @@ def test_logs_wait_for_their_confirmations(state):
 
 
 def test_a_restarted_watcher_backfills_from_its_checkpoint(state):
-    chain, dispatched = ScriptedChain(head_block=5, logs=[request_log(1, 3)]), []
+    chain, dispatched = ScriptedChain(head_block=5, mined=[request_log(1, 3)]), []
     watcher(chain, state, dispatched).poll_once()
-    chain.logs += [request_log(n, 5 + n * 40) for n in range(2, 7)]  # mined while the watcher was down
+    chain.mined += [request_log(n, 5 + n * 40) for n in range(2, 7)]  # mined while the watcher was down
     chain.head_block = 300
     restarted, after_restart = watcher(chain, state, []), []
     restarted.dispatch = after_restart.extend
@@ -93,7 +93,7 @@ def test_a_restarted_watcher_backfills_from_its_checkpoint(state):
 
 
 def test_a_log_seen_twice_is_dispatched_once(state):
-    chain, dispatched = ScriptedChain(head_block=10, logs=[request_log(1, 9)]), []
+    chain, dispatched = ScriptedChain(head_block=10, mined=[request_log(1, 9)]), []
     w = watcher(chain, state, dispatched)
     w.poll_once()
     chain.head_block = 11  # the next pass rescans block 9 (reorg depth 3)
@@ -102,27 +102,27 @@ def test_a_log_seen_twice_is_dispatched_once(state):
 
 
 def test_a_reorg_within_the_rescan_depth_redelivers_the_moved_log(state):
-    chain, dispatched = ScriptedChain(head_block=10, logs=[request_log(1, 9, fork="a")]), []
+    chain, dispatched = ScriptedChain(head_block=10, mined=[request_log(1, 9, fork="a")]), []
     w = watcher(chain, state, dispatched)
     w.poll_once()
-    chain.logs = [request_log(1, 10, fork="b")]  # the same request re-mined in another block
+    chain.mined = [request_log(1, 10, fork="b")]  # the same request re-mined in another block
     chain.head_block = 11
     w.poll_once()
     assert [(j.request_id, j.block_hash[2]) for j in dispatched] == [(1, "a"), (1, "b")]
 
 
 def test_a_reorg_deeper_than_the_confirmations_never_reaches_the_workers(state):
-    chain, dispatched = ScriptedChain(head_block=10, logs=[request_log(1, 10, fork="a")]), []
+    chain, dispatched = ScriptedChain(head_block=10, mined=[request_log(1, 10, fork="a")]), []
     w = watcher(chain, state, dispatched, confirmations=2)
     w.poll_once()
-    chain.logs = []  # the block holding the request was dropped before it was buried
+    chain.mined = []  # the block holding the request was dropped before it was buried
     chain.head_block = 12
     w.poll_once()
     assert dispatched == []
 
 
 def test_the_first_pass_starts_at_the_deployment_block(state):
-    chain, dispatched = ScriptedChain(head_block=50, logs=[request_log(1, 2)]), []
+    chain, dispatched = ScriptedChain(head_block=50, mined=[request_log(1, 2)]), []
     w = watcher(chain, state, dispatched)
     w.start_block = 20
     w.poll_once()
@@ -130,7 +130,7 @@ def test_the_first_pass_starts_at_the_deployment_block(state):
 
 
 def test_a_failed_dispatch_is_retried_on_the_next_pass(state):
-    chain, dispatched = ScriptedChain(head_block=10, logs=[request_log(1, 9)]), []
+    chain, dispatched = ScriptedChain(head_block=10, mined=[request_log(1, 9)]), []
     w = watcher(chain, state, dispatched)
 
     def broker_down(job):
@@ -145,12 +145,12 @@ def test_a_failed_dispatch_is_retried_on_the_next_pass(state):
 
 def test_a_provider_refusing_a_large_range_gets_smaller_ranges(state):
     class PickyChain(ScriptedChain):
-        def request_logs(self, from_block, to_block):
+        def logs(self, from_block, to_block):
             if to_block - from_block + 1 > 25:
                 raise ValueError("query returned more than 10000 results")
-            return super().request_logs(from_block, to_block)
+            return super().logs(from_block, to_block)
 
-    chain, dispatched = PickyChain(head_block=100, logs=[request_log(1, 70)]), []
+    chain, dispatched = PickyChain(head_block=100, mined=[request_log(1, 70)]), []
     w = watcher(chain, state, dispatched)
     w.settings = OracleSettings(confirmations=0, reorg_depth=3, log_range=100, poll_interval=0)
     w.running = True
@@ -169,7 +169,7 @@ def test_a_provider_refusing_a_large_range_gets_smaller_ranges(state):
 
 
 def test_new_logs_go_to_the_workers_in_batches_of_task_batch(state):
-    chain = ScriptedChain(head_block=10, logs=[request_log(i, 5 + i % 3) for i in range(1, 6)])
+    chain = ScriptedChain(head_block=10, mined=[request_log(i, 5 + i % 3) for i in range(1, 6)])
     batches: list[list] = []
     w = Watcher(chain, state, batches.append, OracleSettings(confirmations=0, reorg_depth=3, log_range=100,
                                                              task_batch=2), start_block=1)
@@ -179,7 +179,7 @@ def test_new_logs_go_to_the_workers_in_batches_of_task_batch(state):
 
 
 def test_a_batch_whose_dispatch_failed_goes_out_again_and_only_it(state):
-    chain = ScriptedChain(head_block=10, logs=[request_log(i, 5) for i in range(1, 6)])
+    chain = ScriptedChain(head_block=10, mined=[request_log(i, 5) for i in range(1, 6)])
     sent: list[list[int]] = []
 
     def second_batch_fails(jobs):
@@ -201,12 +201,12 @@ def test_a_chain_reset_below_the_checkpoint_is_rescanned_from_the_deployment_blo
     """A development chain loaded from an earlier state keeps its genesis (and so the namespace)
     but its head falls below the checkpoint: the watcher says so, forgets the old chain's logs and
     claims, and scans the new chain from the deployment block."""
-    chain, dispatched = ScriptedChain(head_block=60, logs=[request_log(1, 40)]), []
+    chain, dispatched = ScriptedChain(head_block=60, mined=[request_log(1, 40)]), []
     w = watcher(chain, state, dispatched)
     w.poll_once()
     claim = state.namespace.claim(1)
     state.redis.set(claim, b"handled")  # what the worker left for the old chain's request 1
-    chain.logs, chain.head_block = [request_log(1, 12, fork="c")], 20  # the new chain's own request 1
+    chain.mined, chain.head_block = [request_log(1, 12, fork="c")], 20  # the new chain's own request 1
     with caplog.at_level("WARNING", logger="aidoc.watcher"):
         assert w.poll_once() == 1
     assert [(j.request_id, j.block_hash[2]) for j in dispatched] == [(1, "a"), (1, "c")]
@@ -243,7 +243,7 @@ def test_the_node_says_when_it_starts_on_another_chain_than_last_time(redis_url)
 
 def test_an_idle_chain_costs_one_call_per_pass_and_no_log_queries(state):
     """No new block, no eth_getLogs: an idle node on a hosted endpoint asks for the head only."""
-    chain, dispatched = ScriptedChain(head_block=10, logs=[request_log(1, 9)]), []
+    chain, dispatched = ScriptedChain(head_block=10, mined=[request_log(1, 9)]), []
     w = watcher(chain, state, dispatched)
     w.poll_once()
     for _ in range(5):
@@ -294,7 +294,7 @@ def test_subscribed_to_new_heads_the_watcher_passes_once_per_block_without_askin
 
     port = free_port()
     with anvil(tmp_path, port, block_time=1):
-        chain, dispatched = CountingChain(logs=[request_log(1, 2)]), []
+        chain, dispatched = CountingChain(mined=[request_log(1, 2)]), []
         w = watcher(chain, state, dispatched, poll_interval=0.2)
         w.heads = HeadSubscription(f"ws://127.0.0.1:{port}")
         _run_for(w, 4.5)

@@ -148,7 +148,7 @@ def test_encryption_key_is_derived_from_the_account_key_and_differs_per_account(
 
 
 def test_encryption_key_is_the_hkdf_of_the_wallet_signature_in_the_checked_in_vectors():
-    """The vectors the JavaScript side checks too (tests/integration/test_web_crypto.py): a wallet's
+    """The vectors the JavaScript side checks too (tests/unit/test_web_crypto.py): a wallet's
     eth_signTypedData_v4 of the message gives the signature, and the signature alone gives the key."""
     from eth_account.messages import encode_typed_data
 

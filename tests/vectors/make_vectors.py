@@ -1,5 +1,5 @@
 """Writes tests/vectors/crypto.json: fixed inputs and the outputs the Python side computes from them.
-The JavaScript side (web/src/crypto.js) must compute the same outputs (tests/integration/
+The JavaScript side (web/src/crypto.js) must compute the same outputs (tests/unit/
 test_web_crypto.py checks both). Run it again only when a format changes on purpose:
 `python tests/vectors/make_vectors.py`."""
 
