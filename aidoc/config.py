@@ -206,6 +206,18 @@ class RelayerSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The web app (`aidoc web`): where it listens (AIDOC_WEB_HOST, AIDOC_WEB_PORT), its indexer's
+    database (AIDOC_DB_URL: SQLite under AIDOC_HOME by default, or a PostgreSQL URL such as
+    postgresql+psycopg://user@host/aidoc) and the largest upload it takes to IPFS (AIDOC_WEB_MAX_UPLOAD)."""
+
+    host: str = field(default_factory=lambda: _env("WEB_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: _env_int("WEB_PORT", 8700))
+    db_url: str = field(default_factory=lambda: _env("DB_URL", f"sqlite:///{aidoc_home() / 'web.sqlite'}"))
+    max_upload: int = field(default_factory=lambda: _env_int("WEB_MAX_UPLOAD", 16 * 1024 * 1024))
+
+
+@dataclass(frozen=True)
 class KeySettings:
     """The secrets a process may find in its environment, for servers with a secret store instead of
     a prompt: a user's keystore name (AIDOC_ACCOUNT) or key (AIDOC_PRIVATE_KEY), a node's key (AIDOC_NODE_PRIVATE_KEY) or its keystore

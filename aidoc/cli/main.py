@@ -13,7 +13,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # typer 0.29 vendors click
 from typer.core import TyperGroup
 
-from aidoc.cli import accounts, consent, diagnoses, models, nodes, records, relayer, stack, training, wallet
+from aidoc.cli import accounts, consent, diagnoses, models, nodes, records, relayer, stack, training, wallet, web
 from aidoc.errors import one_line
 
 
@@ -68,6 +68,7 @@ def root(_: bool = typer.Option(False, "--version", is_eager=True, expose_value=
 
 
 app.add_typer(stack.app)  # up, down, deploy, faucet (no group name: top-level commands)
+app.add_typer(web.app)  # web
 app.add_typer(accounts.app, name="account")
 app.add_typer(wallet.app)  # balance, transfer
 app.add_typer(records.app, name="record")

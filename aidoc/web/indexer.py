@@ -15,7 +15,6 @@ from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Engine
-from web3 import Web3
 from web3.contract import Contract
 
 from aidoc.chain.contracts import Marketplace, block_time, decode_event, event_topic, rpc_batch, rpc_request
@@ -172,7 +171,3 @@ class Indexer:
         self.follower.stop()
         if self.thread is not None:
             self.thread.join(timeout=20)
-
-
-def checksum(address: str) -> str:
-    return Web3.to_checksum_address(address)

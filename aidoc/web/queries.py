@@ -256,9 +256,10 @@ def nodes(engine: Engine, page: Page) -> dict[str, Any]:
         trail: dict[str, list[Any]] = defaultdict(list)
         work: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         if addresses:
-            for address, event in connection.execute(
+            for event in connection.execute(
                     select(event_addresses.c.address, events).join(events, events.c.id == event_addresses.c.event_id)
                     .where(event_addresses.c.address.in_(addresses), event_addresses.c.role == "node").order_by(events.c.id)):
+                address = event.address
                 if event.name in NODE_EVENTS:
                     trail[address].append(event)
                 elif event.name in ("DiagnosisRequested", "DiagnosisFailed"):
@@ -290,6 +291,12 @@ def node_json(row: Any, trail: list[Any], work: dict[str, int]) -> dict[str, Any
             "requests": work.get("DiagnosisRequested", 0), "failures": work.get("DiagnosisFailed", 0),
             "lastRequest": work.get("last_request") or None,
             "registered": {"block": row.block_number, "tx": row.tx_hash, "time": row.timestamp}}
+
+
+def record_events(engine: Engine, record_id: int) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(events).where(events.c.record_id == record_id).order_by(events.c.id)).all()
+    return [event_json(row) for row in rows]
 
 
 def latest_events(engine: Engine, page: Page, address: str | None = None, tx: str | None = None,
