@@ -140,7 +140,7 @@ test-unit: install $(MODELS)
 
 # tests/integration start their own anvil, Redis, js-ipfs and node processes (a real Celery worker,
 # watcher and sender), and build and install the wheel into a fresh venv outside the checkout.
-test-integration: install compile $(IPFS_STAMP) $(MODELS) $(WEB_BUNDLE)
+test-integration: install compile $(IPFS_STAMP) $(MODELS) $(WEB_BUNDLE) $(CHROMIUM_STAMP)
 	$(PYTEST) tests/integration $(PYTEST_WARNINGS) $(TEST_ARGS)
 
 # Faults injected into the real stack under a stream of requests (tests/faults): worker SIGKILLs,
